@@ -1,0 +1,59 @@
+//! The command line: one file per command, each with its `Args` and a `run`.
+
+mod check;
+mod emit;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Env, Overrides};
+use crate::exit::ExitCode;
+
+/// Spool IaaS events and inventory into Consul's KV store.
+#[derive(Debug, Parser)]
+#[command(name = "cndspool", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate spool files; print the key and value each record would write.
+    Check(check::Args),
+    /// Validate one record (or a bulk array), then drop it into the spool atomically.
+    Emit(emit::Args),
+}
+
+/// The configuration file option every command that reads settings takes.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The configuration file [default: /etc/cndspool/cndspool.toml when it exists].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self, overrides: &Overrides) -> anyhow::Result<Config> {
+        Ok(Config::load(
+            self.config.as_deref(),
+            &Env::from_process(),
+            overrides,
+        )?)
+    }
+}
+
+impl Cli {
+    /// Runs the command.
+    ///
+    /// # Errors
+    /// A failure the binary reports and maps to an exit code with
+    /// [`crate::exit::for_error`].
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Check(args) => check::run(args),
+            Command::Emit(args) => emit::run(args),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The spool folder: its layout (`tmp/`, `new/`, `failed/`, `.lock`) and the errors of
+//! working in it.
+//!
+//! Producers write into `tmp/` and rename into `new/` (the Maildir protocol, SPEC §2);
+//! [`drop`] is that protocol for `cndspool emit`.
+
+pub mod drop;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::exit::ExitCode;
+
+/// The folders of one spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+impl Spool {
+    /// The spool rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The spool's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where producers write a file before renaming it into `new/`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The folder the daemon delivers from.
+    pub fn new_dir(&self) -> PathBuf {
+        self.root.join("new")
+    }
+
+    /// Quarantined files and their `.reason` sidecars.
+    pub fn failed(&self) -> PathBuf {
+        self.root.join("failed")
+    }
+
+    /// The lock file the running daemon holds.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+}
+
+/// Whether `name` is a spool entry the daemon picks up: `*.json`, not a dotfile.
+pub fn is_candidate_name(name: &str) -> bool {
+    name.ends_with(".json") && !name.starts_with('.') && name.len() > ".json".len()
+}
+
+/// A problem working in the spool, naming the folder and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// A spool folder does not exist.
+    #[error(
+        "the spool folder {} does not exist; create the spool (systemd-tmpfiles --create cndspool.conf, or mkdir -p {0}) or pass --spool",
+        dir.display()
+    )]
+    Missing { dir: PathBuf },
+    /// The process may not do something it needs in a spool folder.
+    #[error(
+        "permission denied: cannot {action} in {}; run as a member of the spool's group (usually cndspool) or fix the folder's mode",
+        dir.display()
+    )]
+    PermissionDenied { dir: PathBuf, action: &'static str },
+    /// Any other I/O failure.
+    #[error("cannot {action} in {}: {source}", dir.display())]
+    Io {
+        dir: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SpoolError {
+    /// Classifies an I/O error met while doing `action` in `dir`.
+    pub fn from_io(dir: &Path, action: &'static str, source: io::Error) -> Self {
+        let dir = dir.to_owned();
+        match source.kind() {
+            io::ErrorKind::NotFound => SpoolError::Missing { dir },
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                SpoolError::PermissionDenied { dir, action }
+            }
+            _ => SpoolError::Io {
+                dir,
+                action,
+                source,
+            },
+        }
+    }
+
+    /// The exit status for this error (sysexits).
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            SpoolError::Missing { .. } => ExitCode::CantCreate,
+            SpoolError::PermissionDenied { .. } => ExitCode::NoPerm,
+            SpoolError::Io { .. } => ExitCode::IoErr,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates() {
+        assert!(is_candidate_name("1700000000000000-1-abc.json"));
+        for name in [".hidden.json", "x.txt", ".json", "x.json.tmp", "x.JSON"] {
+            assert!(!is_candidate_name(name), "{name}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The one integration-test binary: runs the built `cndspool` on temporary spools.
+
+mod util;
+
+mod check;
+mod config;
+mod emit;
