@@ -305,7 +305,7 @@ fn check_key_shape(key: &str) -> Result<(), String> {
 
 /// Approximates Go's `unicode.IsPrint`, which Consul's path filter applies: ASCII space is
 /// printable; control, other white space, format, private-use and non-characters are not.
-fn is_printable(c: char) -> bool {
+pub(crate) fn is_printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }

@@ -24,6 +24,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod consul;
+pub mod delivery;
 pub mod exit;
 pub mod keys;
 pub mod record;

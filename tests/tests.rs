@@ -4,4 +4,5 @@ mod util;
 
 mod check;
 mod config;
+mod consul;
 mod emit;

@@ -77,3 +77,123 @@ impl TestSpool {
         names
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Consul: the in-memory stand-in, or a real agent when CNDSPOOL_TEST_CONSUL is set.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cndspool::config::{Config, Endpoint, Secret};
+use cndspool::consul::Client;
+use cndspool::consul::standin::{DevConsul, Options};
+
+/// The Consul a test talks to.
+pub struct TestConsul {
+    standin: Option<DevConsul>,
+    address: String,
+    /// A key prefix of this test's own, so tests can share a real agent.
+    pub prefix: String,
+}
+
+impl TestConsul {
+    /// The stand-in on a free port, or the agent named by `CNDSPOOL_TEST_CONSUL`.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// As [`TestConsul::start`], with stand-in options (ignored for a real agent).
+    pub async fn start_with(options: Options) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let prefix = format!(
+            "cndspool-test-{}-{}/",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        match std::env::var("CNDSPOOL_TEST_CONSUL") {
+            Ok(address) if !address.is_empty() => Self {
+                standin: None,
+                address,
+                prefix,
+            },
+            _ => {
+                let standin = DevConsul::start(options)
+                    .await
+                    .expect("the stand-in starts");
+                Self {
+                    address: standin.address(),
+                    standin: Some(standin),
+                    prefix,
+                }
+            }
+        }
+    }
+
+    /// The stand-in, for fault injection; `None` against a real agent.
+    pub fn standin(&self) -> Option<&DevConsul> {
+        self.standin.as_ref()
+    }
+
+    /// The address, as `CONSUL_HTTP_ADDR` takes it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// `rest` under this test's prefix.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// A client with `token` (or `CNDSPOOL_TEST_CONSUL_TOKEN` against a real agent).
+    pub fn client(&self, token: Option<&str>) -> Client {
+        self.client_with(token, |_| {})
+    }
+
+    /// A client with `token`, its settings adjusted by `adjust`.
+    pub fn client_with(
+        &self,
+        token: Option<&str>,
+        adjust: impl FnOnce(&mut cndspool::config::ConsulSettings),
+    ) -> Client {
+        let mut settings = Config::default().consul;
+        settings.endpoint = Endpoint::parse(&self.address, false).unwrap();
+        adjust(&mut settings);
+        let real_token = std::env::var("CNDSPOOL_TEST_CONSUL_TOKEN").ok();
+        let token = match &self.standin {
+            Some(_) => token.map(Secret::new),
+            None => real_token.map(Secret::new),
+        };
+        Client::new(&settings, token.as_ref()).unwrap()
+    }
+}
+
+impl Drop for TestConsul {
+    fn drop(&mut self) {
+        if self.standin.is_none() {
+            // Leave a real agent as we found it.
+            let client = self.client(None);
+            let prefix = self.prefix.clone();
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(client.delete_tree(&prefix))
+            })
+            .join();
+        }
+    }
+}
+
+/// Skips the rest of a test that needs the stand-in's fault injection or ACL control.
+#[macro_export]
+macro_rules! standin_or_skip {
+    ($consul:expr) => {
+        match $consul.standin() {
+            Some(standin) => standin,
+            None => {
+                eprintln!("skipped against a real agent: needs the stand-in's controls");
+                return;
+            }
+        }
+    };
+}

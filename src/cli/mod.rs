@@ -1,6 +1,7 @@
 //! The command line: one file per command, each with its `Args` and a `run`.
 
 mod check;
+mod dev_consul;
 mod emit;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ enum Command {
     Check(check::Args),
     /// Validate one record (or a bulk array), then drop it into the spool atomically.
     Emit(emit::Args),
+    /// Run an in-memory stand-in for Consul's KV API (development and tests; not Consul).
+    DevConsul(dev_consul::Args),
 }
 
 /// The configuration file option every command that reads settings takes.
@@ -54,6 +57,7 @@ impl Cli {
         match self.command {
             Command::Check(args) => check::run(args),
             Command::Emit(args) => emit::run(args),
+            Command::DevConsul(args) => dev_consul::run(args),
         }
     }
 }
