@@ -25,8 +25,10 @@
 pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod daemon;
 pub mod delivery;
 pub mod exit;
 pub mod keys;
+pub mod logging;
 pub mod record;
 pub mod spool;

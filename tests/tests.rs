@@ -5,4 +5,5 @@ mod util;
 mod check;
 mod config;
 mod consul;
+mod daemon;
 mod emit;

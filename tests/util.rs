@@ -90,6 +90,8 @@ use cndspool::consul::standin::{DevConsul, Options};
 /// The Consul a test talks to.
 pub struct TestConsul {
     standin: Option<DevConsul>,
+    /// The stand-in's ACL token, used to read back what was written.
+    acl_token: Option<String>,
     address: String,
     /// A key prefix of this test's own, so tests can share a real agent.
     pub prefix: String,
@@ -112,16 +114,19 @@ impl TestConsul {
         match std::env::var("CNDSPOOL_TEST_CONSUL") {
             Ok(address) if !address.is_empty() => Self {
                 standin: None,
+                acl_token: None,
                 address,
                 prefix,
             },
             _ => {
+                let acl_token = options.token.clone();
                 let standin = DevConsul::start(options)
                     .await
                     .expect("the stand-in starts");
                 Self {
                     address: standin.address(),
                     standin: Some(standin),
+                    acl_token,
                     prefix,
                 }
             }
@@ -196,4 +201,243 @@ macro_rules! standin_or_skip {
             }
         }
     };
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon, as a process.
+
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+impl TestConsul {
+    /// The `[keys] prefix` daemons of this test use: the seed's own against the stand-in
+    /// (one per test), a private one against a shared real agent.
+    pub fn keys_prefix(&self) -> String {
+        match self.standin {
+            Some(_) => "iaas_inventory".to_owned(),
+            None => format!("{}iaas_inventory", self.prefix),
+        }
+    }
+
+    /// A key under [`TestConsul::keys_prefix`].
+    pub fn inventory_key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.keys_prefix())
+    }
+
+    /// A client that may read everything (the ACL token, if any).
+    pub fn reader(&self) -> Client {
+        self.client(self.acl_token.as_deref())
+    }
+
+    /// The value stored at `key`, as JSON (`None` when missing).
+    pub async fn json(&self, key: &str) -> Option<serde_json::Value> {
+        let entry = self.reader().get(key).await.unwrap()?;
+        Some(serde_json::from_slice(entry.bytes()).unwrap())
+    }
+
+    /// How many keys are stored under [`TestConsul::keys_prefix`].
+    pub async fn count(&self) -> usize {
+        self.reader()
+            .keys(&format!("{}/", self.keys_prefix()), None)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+/// A running `cndspool run`, its log captured (JSON lines) in a file.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings for a test daemon: the spool, Consul, and short retry delays.
+pub fn daemon_config(
+    spool: &Path,
+    consul: &TestConsul,
+    extra: &[(&str, &str, toml::Value)],
+) -> toml::Table {
+    let mut table: toml::Table = toml::from_str(&format!(
+        r#"
+[spool]
+dir = {spool:?}
+settle = "300ms"
+rescan_interval = "1s"
+[consul]
+address = {address:?}
+connect_timeout = "500ms"
+request_timeout = "2s"
+[delivery]
+retry_initial = "20ms"
+retry_max = "200ms"
+shutdown_timeout = "2s"
+[keys]
+prefix = {prefix:?}
+[log]
+format = "json"
+level = "info"
+"#,
+        spool = spool.display().to_string(),
+        address = consul.address(),
+        prefix = consul.keys_prefix(),
+    ))
+    .unwrap();
+    if consul.standin().is_none()
+        && let Ok(token) = std::env::var("CNDSPOOL_TEST_CONSUL_TOKEN")
+    {
+        table["consul"]
+            .as_table_mut()
+            .unwrap()
+            .insert("token".into(), token.into());
+    }
+    for (section, key, value) in extra {
+        table[*section]
+            .as_table_mut()
+            .unwrap()
+            .insert((*key).into(), value.clone());
+    }
+    table
+}
+
+impl Daemon {
+    /// Starts `cndspool run` with `config`.
+    pub fn start(config: &toml::Table) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Starts `cndspool run` with `config` and extra environment variables.
+    pub fn start_with_env(config: &toml::Table, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("cndspool.toml");
+        fs::write(&config_path, toml::to_string(config).unwrap()).unwrap();
+        let log = dir.path().join("daemon.log");
+        let child = cndspool()
+            .args(["run", "--config", config_path.to_str().unwrap()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log lines so far, parsed.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.output()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// The log lines whose message contains `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .collect()
+    }
+
+    /// Waits until a log message contains `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
+        wait_until(&format!("a log line with {needle:?}"), timeout, || {
+            !self.lines_with(needle).is_empty()
+        })
+        .await;
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (a `kill -s` name: TERM, HUP, KILL, ...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end (after a signal), with a deadline.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn stop(mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
+    /// SIGKILL, at once.
+    pub async fn kill9(mut self) {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(10)).await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; panics naming `what`.
+pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl TestSpool {
+    /// Writes `content` as `new/<name>` by the drop protocol (tmp, then rename).
+    pub fn drop_as(&self, name: &str, content: &str) -> PathBuf {
+        let tmp = self.root().join("tmp").join(name);
+        fs::write(&tmp, content).unwrap();
+        let target = self.root().join("new").join(name);
+        fs::rename(&tmp, &target).unwrap();
+        target
+    }
+
+    /// How many spool entries wait in `new/`: regular `*.json` files, not dotfiles.
+    pub fn pending(&self) -> usize {
+        self.list("new")
+            .iter()
+            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+            .filter(|n| {
+                fs::symlink_metadata(self.root().join("new").join(n)).is_ok_and(|m| m.is_file())
+            })
+            .count()
+    }
 }

@@ -3,6 +3,7 @@
 mod check;
 mod dev_consul;
 mod emit;
+mod run;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: deliver every file of the spool into Consul.
+    Run(run::Args),
     /// Validate spool files; print the key and value each record would write.
     Check(check::Args),
     /// Validate one record (or a bulk array), then drop it into the spool atomically.
@@ -55,6 +58,7 @@ impl Cli {
     /// [`crate::exit::for_error`].
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
+            Command::Run(args) => run::run(args),
             Command::Check(args) => check::run(args),
             Command::Emit(args) => emit::run(args),
             Command::DevConsul(args) => dev_consul::run(args),

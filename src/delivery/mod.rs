@@ -4,3 +4,6 @@
 //! into transactions that respect Consul's limits by construction.
 
 pub mod batch;
+pub mod events;
+pub mod pipeline;
+pub mod retry;

@@ -8,11 +8,11 @@
 use std::fs::{self, File, Permissions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Spool, SpoolError};
+use super::{Spool, SpoolError, io_error as fail};
 
 /// The mode of a dropped file: the daemon reads it through the spool's group.
 pub const DROP_MODE: u32 = 0o640;
@@ -60,10 +60,6 @@ pub fn drop_file(spool: &Spool, bytes: &[u8]) -> Result<PathBuf, SpoolError> {
         .and_then(|dir| dir.sync_all())
         .map_err(fail(&new, "sync the folder"))?;
     Ok(target)
-}
-
-fn fail(dir: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError {
-    move |e| SpoolError::from_io(dir, action, e)
 }
 
 /// Microseconds since the epoch, zero-padded so names sort by drop time.

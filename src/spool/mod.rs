@@ -5,6 +5,11 @@
 //! [`drop`] is that protocol for `cndspool emit`.
 
 pub mod drop;
+pub mod lock;
+pub mod quarantine;
+pub mod read;
+pub mod scan;
+pub mod watch;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -69,6 +74,13 @@ pub enum SpoolError {
         dir.display()
     )]
     PermissionDenied { dir: PathBuf, action: &'static str },
+    /// Another process holds the spool's lock.
+    #[error(
+        "another cndspool daemon is running on this spool: {} is locked{}; stop it first (systemctl stop cndspool)",
+        path.display(),
+        if holder.is_empty() { String::new() } else { format!(" by process {holder}") }
+    )]
+    Locked { path: PathBuf, holder: String },
     /// Any other I/O failure.
     #[error("cannot {action} in {}: {source}", dir.display())]
     Io {
@@ -99,11 +111,16 @@ impl SpoolError {
     /// The exit status for this error (sysexits).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            SpoolError::Missing { .. } => ExitCode::CantCreate,
+            SpoolError::Missing { .. } | SpoolError::Locked { .. } => ExitCode::CantCreate,
             SpoolError::PermissionDenied { .. } => ExitCode::NoPerm,
             SpoolError::Io { .. } => ExitCode::IoErr,
         }
     }
+}
+
+/// Maps an I/O error met while doing `action` in `dir` (for `map_err`).
+pub(crate) fn io_error(dir: &Path, action: &'static str) -> impl FnOnce(io::Error) -> SpoolError {
+    move |e| SpoolError::from_io(dir, action, e)
 }
 
 #[cfg(test)]
