@@ -525,3 +525,47 @@ async fn a_spool_it_cannot_write_stops_it_before_work_naming_the_folder() {
     );
     assert!(!stderr.contains("cndspool started"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_invalid_reload_keeps_the_old_configuration_and_summaries_are_logged() {
+    let consul = TestConsul::start().await;
+    let spool = TestSpool::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("cndspool.toml");
+    let config = daemon_config(
+        spool.root(),
+        &consul,
+        &[("log", "stats_interval", "200ms".into())],
+    );
+    fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+    let mut daemon = Daemon::start_args(&["run", "--config", config_path.to_str().unwrap()]);
+    daemon.wait_log("cndspool started", DEADLINE).await;
+    fs::write(&config_path, "[delivery]\nmax_batch_opps = 3\n").unwrap();
+    daemon.signal("HUP");
+    daemon.wait_log("reload refused", DEADLINE).await;
+    let refused = &daemon.lines_with("reload refused")[0];
+    assert_eq!(refused["level"], "ERROR");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_batch_opps"),
+        "{refused}"
+    );
+    spool.drop_as("after.json", &host("after-reload", "kept"));
+    wait_drained(&spool).await;
+    expect_hosts(&consul, [("after-reload".to_owned(), "kept".to_owned())]).await;
+    daemon.wait_log("summary:", DEADLINE).await;
+    let summary = daemon.lines_with("summary:").pop().unwrap();
+    for field in [
+        "delivered",
+        "quarantined",
+        "queued",
+        "oldest_age_s",
+        "consul",
+    ] {
+        assert!(summary.get(field).is_some(), "{field} missing: {summary}");
+    }
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(DEADLINE).await.success());
+}

@@ -311,9 +311,22 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("cndspool.toml");
         fs::write(&config_path, toml::to_string(config).unwrap()).unwrap();
+        Self::spawn(
+            dir,
+            &["run", "--config", config_path.to_str().unwrap()],
+            env,
+        )
+    }
+
+    /// Starts the binary with `args` (a daemon command), its log captured.
+    pub fn start_args(args: &[&str]) -> Self {
+        Self::spawn(tempfile::tempdir().unwrap(), args, &[])
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = dir.path().join("daemon.log");
         let child = cndspool()
-            .args(["run", "--config", config_path.to_str().unwrap()])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
