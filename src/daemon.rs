@@ -124,7 +124,6 @@ pub async fn run(
             shutdown.clone(),
         )
         .await;
-    observer.stopping();
     reload_task.abort();
     info!("cndspool stopped");
     Ok(())
@@ -143,8 +142,6 @@ pub enum ReloadPhase {
 pub trait DaemonObserver: Send {
     /// Configuration loaded, lock held, permissions proved, watch in place.
     fn ready(&mut self) {}
-    /// Shutting down.
-    fn stopping(&mut self) {}
     /// A callback for reload phases (called from another task).
     fn reload_notifier(&self) -> Box<dyn Fn(ReloadPhase) + Send + Sync> {
         Box::new(|_| {})

@@ -32,3 +32,4 @@ pub mod keys;
 pub mod logging;
 pub mod record;
 pub mod spool;
+pub mod systemd;

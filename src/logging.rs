@@ -1,29 +1,83 @@
-//! Log output: human-readable text, or one JSON object per line (`--log-format json`).
-//! Field names are stable snake_case (`file`, `key`, `record`, `error`, `queued`,
-//! `outage_s`, ...).
+//! Log output. Under systemd, when `JOURNAL_STREAM` names the stream stderr is connected
+//! to, native journal entries with real priorities and fields (`journalctl -u cndspool -p
+//! warning` works, fields are `FILE`, `KEY`, `ERROR`, ...); otherwise human-readable text;
+//! `--log-format json` writes one JSON object per line. Field names are stable snake_case
+//! (`file`, `key`, `record`, `error`, `queued`, `outage_s`, ...).
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the global subscriber, writing to stderr.
-pub fn init(settings: &LogSettings) {
+/// Installs the global subscriber. Returns where logs go, for the start-up line.
+pub fn init(settings: &LogSettings) -> &'static str {
     let level = LevelFilter::from_level(settings.level);
+    if settings.format == LogFormat::Text
+        && stderr_is_journal()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        let journald = journald.with_field_prefix(None);
+        let _ = tracing_subscriber::registry()
+            .with(level)
+            .with(journald)
+            .try_init();
+        return "journald";
+    }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    let result = match settings.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+    // An installed subscriber (a test harness, the demo) is kept.
+    match settings.format {
+        LogFormat::Text => {
+            let _ = builder.try_init();
+            "text"
+        }
+        LogFormat::Json => {
+            let _ = builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .try_init();
+            "json"
+        }
+    }
+}
+
+/// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM=dev:ino`).
+fn stderr_is_journal() -> bool {
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
     };
-    // Already installed (a test harness, the demo): keep that one.
-    let _ = result;
+    // SAFETY: fstat only writes into the zeroed struct it is given.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(libc::STDERR_FILENO, &raw mut stat) } != 0 {
+        return false;
+    }
+    journal_stream_matches(&value, stat.st_dev, stat.st_ino)
+}
+
+/// Whether `JOURNAL_STREAM`'s `dev:ino` is the file with device `dev` and inode `ino`.
+fn journal_stream_matches(value: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = value.trim().split_once(':') else {
+        return false;
+    };
+    d.parse() == Ok(dev) && i.parse() == Ok(ino)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_stream_is_matched_by_device_and_inode() {
+        assert!(journal_stream_matches("8:12345", 8, 12345));
+        assert!(!journal_stream_matches("8:12345", 8, 12346));
+        assert!(!journal_stream_matches("garbage", 8, 12345));
+        assert!(!journal_stream_matches("", 0, 0));
+    }
 }

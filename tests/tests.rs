@@ -7,3 +7,4 @@ mod config;
 mod consul;
 mod daemon;
 mod emit;
+mod service;

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::ConfigArg;
 use crate::config::{Config, Env, Overrides};
-use crate::daemon::{self, Reloader, Unsupervised};
+use crate::daemon::{self, Reloader};
 use crate::exit::ExitCode;
 use crate::logging;
+use crate::systemd::Systemd;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -57,7 +58,7 @@ pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let signals = tokio::spawn(forward_signals(shutdown.clone(), reload_tx));
-        let mut observer = Unsupervised::default();
+        let mut observer = Systemd::new();
         let result = daemon::run(config, reloader, reload_rx, &mut observer, shutdown).await;
         signals.abort();
         result.map(|()| ExitCode::Ok)
@@ -79,6 +80,7 @@ async fn forward_signals(
             _ = hup.recv() => { let _ = reload.try_send(()); }
         }
     }
+    Systemd::stopping();
     shutdown.cancel();
     Ok(())
 }

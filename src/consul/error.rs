@@ -109,6 +109,30 @@ impl ConsulError {
         }
     }
 
+    /// A few words for a status line: `connection refused`, `timed out`,
+    /// `500 No cluster leader`, `403 ACL not found`.
+    pub fn brief(&self) -> String {
+        match self {
+            ConsulError::Transport { source, .. } if source.is_timeout() => "timed out".to_owned(),
+            ConsulError::Transport { source, .. } => {
+                let mut cause: &dyn std::error::Error = source;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                let text = cause.to_string();
+                let text = text.split(" (os error").next().unwrap_or(&text);
+                text.to_lowercase()
+            }
+            ConsulError::Status { status, body, .. } => {
+                let line = body.lines().next().unwrap_or_default().trim();
+                let line: String = line.chars().take(60).collect();
+                format!("{status} {line}").trim_end().to_owned()
+            }
+            ConsulError::RolledBack { .. } => "transaction rolled back".to_owned(),
+            ConsulError::Decode { .. } => "unreadable answer".to_owned(),
+        }
+    }
+
     /// Whether this failure means Consul is unavailable (the outage episode's cause).
     pub fn is_unavailable(&self) -> bool {
         self.disposition() == Disposition::Retry

@@ -29,7 +29,7 @@ pub struct Stats {
     pub oldest_age_s: AtomicU64,
     /// Whether Consul is currently unavailable.
     pub consul_down: AtomicBool,
-    /// Why Consul is unavailable (empty when it is not).
+    /// Why Consul is unavailable, in a few words (empty when it is not).
     pub consul_cause: Mutex<String>,
 }
 
@@ -94,10 +94,10 @@ pub fn read_failed(file: &str, error: &std::io::Error) {
     warn!(file, error = %error, "cannot read {file}: {error}");
 }
 
-/// Consul became unavailable.
-pub fn consul_unavailable(stats: &Stats, cause: &str, queued: usize) {
+/// Consul became unavailable; `brief` is the cause in a few words.
+pub fn consul_unavailable(stats: &Stats, cause: &str, brief: &str, queued: usize) {
     stats.consul_down.store(true, Ordering::Relaxed);
-    *stats.consul_cause.lock().expect("stats lock") = cause.to_owned();
+    *stats.consul_cause.lock().expect("stats lock") = brief.to_owned();
     warn!(
         error = cause,
         queued,
@@ -106,8 +106,14 @@ pub fn consul_unavailable(stats: &Stats, cause: &str, queued: usize) {
 }
 
 /// Consul is still unavailable (at most once a minute).
-pub fn consul_still_unavailable(stats: &Stats, cause: &str, outage: Duration, queued: usize) {
-    *stats.consul_cause.lock().expect("stats lock") = cause.to_owned();
+pub fn consul_still_unavailable(
+    stats: &Stats,
+    cause: &str,
+    brief: &str,
+    outage: Duration,
+    queued: usize,
+) {
+    *stats.consul_cause.lock().expect("stats lock") = brief.to_owned();
     warn!(
         error = cause,
         outage_s = outage.as_secs(),

@@ -51,7 +51,11 @@ pub struct Reload {
 /// Something the pipeline reports as it changes state (for systemd's `STATUS=` and the
 /// watchdog).
 pub trait Observer: Send {
-    /// The delivery loop is alive (called at least every loop turn and every second).
+    /// How often the loop must call [`Observer::alive`] even when idle (`None`: never).
+    fn heartbeat(&self) -> Option<Duration> {
+        None
+    }
+    /// The delivery loop is alive (called every loop turn, and every heartbeat).
     fn alive(&mut self) {}
     /// Queue depth or Consul state changed.
     fn changed(&mut self, _stats: &Stats) {}
@@ -178,18 +182,18 @@ impl Pipeline {
                 self.deliver_window(&shutdown, observer).await;
                 continue;
             }
+            let heartbeat = observer.heartbeat().map(|every| now + every);
             let wake_at = [
                 Some(next_rescan),
                 Some(next_stats),
                 self.retry_at,
                 self.next_due(),
+                heartbeat,
             ]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(next_rescan)
-            // The watchdog wants a sign of life at least this often.
-            .min(now + Duration::from_secs(1));
+            .unwrap_or(next_rescan);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
@@ -647,13 +651,15 @@ impl Pipeline {
     fn outage_failed(&mut self, error: &ConsulError) {
         self.stats.consul_down.store(true, Ordering::Relaxed);
         let queued = self.queue.len() + self.held.len() + self.settling.len();
-        let cause = error.to_string();
+        let (cause, brief) = (error.to_string(), error.brief());
         match self.outage.failed(Instant::now()) {
-            Some(EpisodeEvent::Started) => events::consul_unavailable(&self.stats, &cause, queued),
-            Some(EpisodeEvent::Ongoing(outage)) => {
-                events::consul_still_unavailable(&self.stats, &cause, outage, queued);
+            Some(EpisodeEvent::Started) => {
+                events::consul_unavailable(&self.stats, &cause, &brief, queued);
             }
-            _ => {}
+            Some(EpisodeEvent::Ongoing(outage)) => {
+                events::consul_still_unavailable(&self.stats, &cause, &brief, outage, queued);
+            }
+            _ => *self.stats.consul_cause.lock().expect("stats lock") = brief,
         }
     }
 
