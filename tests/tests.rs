@@ -7,4 +7,5 @@ mod config;
 mod consul;
 mod daemon;
 mod emit;
+mod operate;
 mod service;

@@ -1,8 +1,10 @@
 //! The command line: one file per command, each with its `Args` and a `run`.
 
 mod check;
+mod demo;
 mod dev_consul;
 mod emit;
+mod inspect;
 mod run;
 
 use std::path::PathBuf;
@@ -28,6 +30,14 @@ enum Command {
     Check(check::Args),
     /// Validate one record (or a bulk array), then drop it into the spool atomically.
     Emit(emit::Args),
+    /// What waits in the spool: count, oldest age, records per type.
+    Queue(inspect::QueueArgs),
+    /// The quarantined files, with their reasons.
+    Failed(inspect::FailedArgs),
+    /// Move quarantined files back into new/ for delivery.
+    Requeue(inspect::RequeueArgs),
+    /// The whole flow, self-contained: a Consul stand-in, the daemon, one record of each type.
+    Demo(demo::Args),
     /// Run an in-memory stand-in for Consul's KV API (development and tests; not Consul).
     DevConsul(dev_consul::Args),
 }
@@ -61,6 +71,10 @@ impl Cli {
             Command::Run(args) => run::run(args),
             Command::Check(args) => check::run(args),
             Command::Emit(args) => emit::run(args),
+            Command::Queue(args) => inspect::queue(args),
+            Command::Failed(args) => inspect::failed(args),
+            Command::Requeue(args) => inspect::requeue(args),
+            Command::Demo(args) => demo::run(args),
             Command::DevConsul(args) => dev_consul::run(args),
         }
     }

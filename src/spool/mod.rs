@@ -5,6 +5,7 @@
 //! [`drop`] is that protocol for `cndspool emit`.
 
 pub mod drop;
+pub mod inspect;
 pub mod lock;
 pub mod quarantine;
 pub mod read;
