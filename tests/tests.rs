@@ -8,4 +8,5 @@ mod consul;
 mod daemon;
 mod emit;
 mod operate;
+mod python;
 mod service;
