@@ -73,7 +73,7 @@ pub async fn run(
     let _lock = SpoolLock::acquire(&spool)?;
     prove_permissions(&spool)?;
     let client = client_for(&config)?;
-    let (_watcher, hints) = watch::watch(&spool.new_dir())?;
+    let hints = watch::watch(&spool.new_dir())?;
     info!(
         spool = %spool.root().display(),
         consul = %config.consul.endpoint,

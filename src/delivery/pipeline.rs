@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, Limits, Pending, Request, Write};
@@ -39,6 +39,11 @@ use crate::spool::watch::{Hints, WatchEvent};
 
 /// Requests in flight at once while Consul is up.
 pub const MAX_IN_FLIGHT: usize = 4;
+
+/// Above this many queued files the watch is paused until the backlog is down to
+/// [`RESUME_WATCH_AT`]: new drops sort after the backlog anyway.
+const PAUSE_WATCH_AT: usize = 2048;
+const RESUME_WATCH_AT: usize = 256;
 
 /// A new configuration and client, swapped in by a reload.
 pub struct Reload {
@@ -108,6 +113,11 @@ pub struct Pipeline {
     backoff: Backoff,
     outage: Outage,
     retry_at: Option<Instant>,
+    /// The next window, being read while the current one is sent.
+    prefetch: Option<(Vec<DropOrder>, JoinHandle<Vec<Loaded>>)>,
+    /// The previous window's deletions and quarantines, running while the next is sent;
+    /// with the names to forget once done.
+    settling_files: Option<(Vec<String>, JoinHandle<()>)>,
 }
 
 /// The result of reading and validating one file of a window.
@@ -136,12 +146,27 @@ impl Pipeline {
             watched_keys: HashMap::new(),
             outage: Outage::default(),
             retry_at: None,
+            prefetch: None,
+            settling_files: None,
         }
     }
 
-    /// Runs until `shutdown`: the start-up scan, then hints, rescans and retries.
+    /// Runs until `shutdown`: the start-up scan, then hints, rescans and retries. Deletions
+    /// and quarantines under way are finished before it returns.
     pub async fn run(
         mut self,
+        hints: Hints,
+        reloads: tokio::sync::mpsc::Receiver<Reload>,
+        observer: &mut dyn Observer,
+        shutdown: CancellationToken,
+    ) {
+        self.run_loop(hints, reloads, observer, shutdown).await;
+        self.give_back_prefetch().await;
+        self.finish_settling().await;
+    }
+
+    async fn run_loop(
+        &mut self,
         mut hints: Hints,
         mut reloads: tokio::sync::mpsc::Receiver<Reload>,
         observer: &mut dyn Observer,
@@ -176,12 +201,22 @@ impl Pipeline {
             self.update_gauges();
             observer.changed(&self.stats);
 
+            if self.queue.len() > PAUSE_WATCH_AT {
+                hints.pause();
+            } else if self.queue.len() <= RESUME_WATCH_AT && hints.is_paused() {
+                hints.resume();
+                continue;
+            }
             let waiting_for_consul = self.retry_at.is_some_and(|at| at > now);
-            if !self.queue.is_empty() && !waiting_for_consul {
-                self.linger(&mut hints, &shutdown).await;
+            let work = !self.queue.is_empty() || self.prefetch.is_some();
+            if work && !waiting_for_consul {
+                if self.prefetch.is_none() {
+                    self.linger(&mut hints, &shutdown).await;
+                }
                 self.deliver_window(&shutdown, observer).await;
                 continue;
             }
+            self.finish_settling().await;
             let heartbeat = observer.heartbeat().map(|every| now + every);
             let wake_at = [
                 Some(next_rescan),
@@ -324,8 +359,8 @@ impl Pipeline {
         tracing::info!("configuration reloaded");
     }
 
-    /// Takes the next window, delivers it, and settles every file in it.
-    async fn deliver_window(&mut self, shutdown: &CancellationToken, observer: &mut dyn Observer) {
+    /// The next files in drop order, at most one window's worth.
+    fn take_window(&mut self) -> Vec<DropOrder> {
         let window_files = self.config.delivery.max_batch_ops.get() * MAX_IN_FLIGHT;
         let mut window = Vec::with_capacity(window_files);
         while window.len() < window_files {
@@ -335,7 +370,43 @@ impl Pipeline {
             self.held.remove(&order.name);
             window.push(order);
         }
-        let loaded = self.load(window).await;
+        window
+    }
+
+    /// Puts a window read ahead back in the queue (delivery stalled or is stopping).
+    async fn give_back_prefetch(&mut self) {
+        if let Some((orders, task)) = self.prefetch.take() {
+            let _ = task.await;
+            self.queue.extend(orders);
+        }
+    }
+
+    /// Waits for the previous window's deletions and quarantines.
+    async fn finish_settling(&mut self) {
+        if let Some((names, task)) = self.settling_files.take() {
+            task.await.expect("spool work does not panic");
+            for name in names {
+                self.known.remove(&name);
+            }
+        }
+    }
+
+    /// Takes the next window (read ahead, or read now), delivers it, and settles every
+    /// file in it. The window after it is read while this one is sent, and this one's
+    /// files are deleted while the next is sent.
+    async fn deliver_window(&mut self, shutdown: &CancellationToken, observer: &mut dyn Observer) {
+        let loaded = match self.prefetch.take() {
+            Some((_, task)) => task.await.expect("reading files does not panic"),
+            None => {
+                let window = self.take_window();
+                self.load(window).await
+            }
+        };
+        // One probe at a time while Consul is down: read nothing ahead then.
+        if self.outage.since().is_none() && !self.queue.is_empty() {
+            let window = self.take_window();
+            self.prefetch = Some((window.clone(), self.spawn_load(window)));
+        }
         let mut slots = Vec::new();
         for item in loaded {
             match item {
@@ -371,7 +442,14 @@ impl Pipeline {
             }
         }
         let stalled = self.send(&mut slots, shutdown, observer).await;
-        self.settle(slots).await;
+        self.finish_settling().await;
+        self.settle(slots);
+        if stalled.is_some() || shutdown.is_cancelled() {
+            self.give_back_prefetch().await;
+        }
+        if self.prefetch.is_none() {
+            self.finish_settling().await;
+        }
         if let Some(error) = stalled {
             let delay = self.backoff.next_delay(fastrand::f64());
             self.retry_at = Some(Instant::now() + delay);
@@ -381,17 +459,22 @@ impl Pipeline {
 
     /// Reads and validates `window` on a blocking thread.
     async fn load(&self, window: Vec<DropOrder>) -> Vec<Loaded> {
+        self.spawn_load(window)
+            .await
+            .expect("reading files does not panic")
+    }
+
+    fn spawn_load(&self, window: Vec<DropOrder>) -> JoinHandle<Vec<Loaded>> {
         let dir = self.spool.new_dir();
         let max_bytes = self.config.spool.max_file_bytes;
         let settle = self.config.spool.settle;
         let config = self.config.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             window
                 .into_iter()
                 .map(|order| load_one(&dir, order, max_bytes, settle, &config))
                 .collect()
-        });
-        task.await.expect("reading files does not panic")
+        })
     }
 
     /// Sends the window's records. Returns the error that stalled delivery, if Consul is
@@ -571,9 +654,10 @@ impl Pipeline {
         slots[s].fate = Fate::Quarantine(reason_for(&invalid, Some(&write.key)));
     }
 
-    /// Deletes delivered files, quarantines refused ones, holds denied ones, and puts the
-    /// rest back in the queue.
-    async fn settle(&mut self, slots: Vec<Slot>) {
+    /// Holds denied files and puts unsettled ones back in the queue at once; deletes
+    /// delivered files and quarantines refused ones on a blocking thread, finished by
+    /// [`Pipeline::finish_settling`].
+    fn settle(&mut self, slots: Vec<Slot>) {
         let mut delivered = Vec::new();
         let mut quarantined = Vec::new();
         for slot in slots {
@@ -620,10 +704,7 @@ impl Pipeline {
                 }
             }
         });
-        work.await.expect("spool work does not panic");
-        for name in names {
-            self.known.remove(&name);
-        }
+        self.settling_files = Some((names, work));
     }
 
     fn hold_file(&mut self, order: DropOrder, entries: &[Entry], key: &str, what: &str) {

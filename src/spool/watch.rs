@@ -2,7 +2,7 @@
 //! look at; the directory stays the truth. A queue overflow, a watcher error or a full
 //! channel asks for a rescan, and a slow periodic rescan runs regardless.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,8 +17,8 @@ pub enum WatchEvent {
     Name(String),
 }
 
-/// The pipeline's side of the watcher: named hints, and a flag that asks for a rescan.
-#[derive(Debug)]
+/// The pipeline's side of the watcher: named hints, a flag that asks for a rescan, and
+/// the watch itself, which the pipeline pauses while it drains a large backlog.
 pub struct Hints {
     /// Names to look at.
     pub events: mpsc::Receiver<WatchEvent>,
@@ -26,6 +26,52 @@ pub struct Hints {
     pub rescan: Arc<AtomicBool>,
     /// Woken when `rescan` is set.
     pub wake: Arc<Notify>,
+    watcher: Option<RecommendedWatcher>,
+    dir: PathBuf,
+    paused: bool,
+}
+
+impl std::fmt::Debug for Hints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hints")
+            .field("dir", &self.dir)
+            .field("paused", &self.paused)
+            .finish()
+    }
+}
+
+impl Hints {
+    /// Stops watching. notify watches opens and deletions too, so while the daemon drains
+    /// a backlog its own reads and deletions would wake the watcher for every file; and
+    /// files dropped meanwhile sort after the backlog anyway.
+    pub fn pause(&mut self) {
+        if !self.paused
+            && let Some(watcher) = self.watcher.as_mut()
+        {
+            let _ = watcher.unwatch(&self.dir);
+            self.paused = true;
+        }
+    }
+
+    /// Watches again after [`Hints::pause`], and asks for a rescan for what was dropped
+    /// meanwhile. A failure to watch again leaves the periodic rescan as the safety net.
+    pub fn resume(&mut self) {
+        if !self.paused {
+            return;
+        }
+        if let Some(watcher) = self.watcher.as_mut()
+            && let Err(e) = watcher.watch(&self.dir, RecursiveMode::NonRecursive)
+        {
+            tracing::warn!(error = %e, "cannot watch {} again: {e}; the periodic rescan will find new files", self.dir.display());
+        }
+        self.paused = false;
+        self.rescan.store(true, Ordering::Release);
+    }
+
+    /// Whether the watch is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
 }
 
 /// A watcher init failure, with what to do about the usual cause.
@@ -42,11 +88,11 @@ pub struct WatchError {
 /// How many hints may wait before the watcher falls back to asking for a rescan.
 const CHANNEL_CAPACITY: usize = 4096;
 
-/// Starts watching `dir`; keep the returned watcher alive as long as hints are wanted.
+/// Starts watching `dir`.
 ///
 /// # Errors
 /// inotify could not be set up (limits reached, folder gone).
-pub fn watch(dir: &Path) -> Result<(RecommendedWatcher, Hints), WatchError> {
+pub fn watch(dir: &Path) -> Result<Hints, WatchError> {
     let (tx, events) = mpsc::channel(CHANNEL_CAPACITY);
     let rescan = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(Notify::new());
@@ -88,12 +134,12 @@ pub fn watch(dir: &Path) -> Result<(RecommendedWatcher, Hints), WatchError> {
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(fail)?;
-    Ok((
-        watcher,
-        Hints {
-            events,
-            rescan,
-            wake,
-        },
-    ))
+    Ok(Hints {
+        events,
+        rescan,
+        wake,
+        watcher: Some(watcher),
+        dir: dir.to_owned(),
+        paused: false,
+    })
 }
