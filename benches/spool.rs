@@ -14,7 +14,8 @@
 //!
 //! Arguments (all optional): `drain`, `latency`, `idle`, `memory` to run only those;
 //! `--runs N` (default 3), `--files N` (default 20000), `--idle-secs N` (default 60),
-//! `--backlog N` (default 100000).
+//! `--backlog N` (default 100000), `--commit-latency DURATION` (default 0s: the stand-in
+//! commits for free; `1ms` models a Raft apply per write request, one at a time).
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -30,6 +31,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_cndspool");
 
 struct Options {
     only: Vec<String>,
+    commit_latency: String,
     runs: usize,
     files: usize,
     idle_secs: u64,
@@ -39,6 +41,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         only: Vec::new(),
+        commit_latency: "0s".to_owned(),
         runs: 3,
         files: 20_000,
         idle_secs: 60,
@@ -52,6 +55,7 @@ fn options() -> Options {
             "--files" => o.files = number(),
             "--idle-secs" => o.idle_secs = number() as u64,
             "--backlog" => o.backlog = number(),
+            "--commit-latency" => o.commit_latency = args.next().expect("a duration"),
             "--bench" => {}
             other if !other.starts_with('-') => o.only.push(other.to_owned()),
             _ => {}
@@ -70,9 +74,15 @@ impl Drop for Proc {
     }
 }
 
-fn start_consul() -> (Proc, String) {
+fn start_consul(o: &Options) -> (Proc, String) {
     let mut child = Command::new(BIN)
-        .args(["dev-consul", "--listen", "127.0.0.1:0"])
+        .args([
+            "dev-consul",
+            "--listen",
+            "127.0.0.1:0",
+            "--commit-latency",
+            &o.commit_latency,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -192,8 +202,11 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 }
 
 fn drain(o: &Options, rt: &tokio::runtime::Runtime, work: &Path) {
-    println!("\n## drain: {} mixed files, {} runs", o.files, o.runs);
-    let (_consul, address) = start_consul();
+    println!(
+        "\n## drain: {} mixed files, {} runs, stand-in commit latency {}",
+        o.files, o.runs, o.commit_latency
+    );
+    let (_consul, address) = start_consul(o);
     let client = client(&address);
     let layout = Config::default().keys;
     let (mut ours, mut original, mut floor) = (Vec::new(), Vec::new(), Vec::new());
@@ -282,9 +295,9 @@ fn drain(o: &Options, rt: &tokio::runtime::Runtime, work: &Path) {
     );
 }
 
-fn latency(rt: &tokio::runtime::Runtime, work: &Path) {
+fn latency(o: &Options, rt: &tokio::runtime::Runtime, work: &Path) {
     println!("\n## latency: 200 single drops on an idle daemon");
-    let (_consul, address) = start_consul();
+    let (_consul, address) = start_consul(o);
     let client = client(&address);
     let spool = work.join("latency");
     fill_spool(&spool, 0, 0);
@@ -331,7 +344,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 fn idle(o: &Options, work: &Path) {
     println!("\n## idle: CPU over {} s with an empty spool", o.idle_secs);
-    let (_consul, address) = start_consul();
+    let (_consul, address) = start_consul(o);
     let spool = work.join("idle");
     fill_spool(&spool, 0, 0);
     let daemon = start_daemon(&spool, &address);
@@ -357,7 +370,7 @@ fn memory(o: &Options, work: &Path) {
         "\n## memory: peak RSS draining a {}-file backlog",
         o.backlog
     );
-    let (_consul, address) = start_consul();
+    let (_consul, address) = start_consul(o);
     let spool = work.join("memory");
     fill_spool(&spool, o.backlog, 0);
     let started = Instant::now();
@@ -400,7 +413,7 @@ fn main() {
         drain(&o, &rt, work.path());
     }
     if run("latency") {
-        latency(&rt, work.path());
+        latency(&o, &rt, work.path());
     }
     if run("idle") {
         idle(&o, work.path());

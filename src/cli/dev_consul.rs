@@ -17,6 +17,10 @@ pub(super) struct Args {
     /// The transaction operation cap: 128 (Consul 1.14 and later) or 64 (earlier).
     #[arg(long, default_value = "128", value_parser = PossibleValuesParser::new(["64", "128"]))]
     max_txn_ops: String,
+    /// How long each write takes to commit, one at a time, like a Raft apply on a real
+    /// server (benchmarks); 0 answers at once.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    commit_latency: std::time::Duration,
 }
 
 pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -29,6 +33,7 @@ pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
             listen: args.listen.clone(),
             token: args.token,
             max_txn_ops: args.max_txn_ops.parse().expect("clap allows 64 or 128"),
+            commit_latency: args.commit_latency,
         };
         let consul = DevConsul::start(options).await.map_err(|e| {
             CommandError::new(

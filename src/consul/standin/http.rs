@@ -191,7 +191,7 @@ async fn respond(
             match method {
                 Method::GET => kv_get(shared, &caller, &key, &query),
                 Method::PUT => kv_put(shared, &caller, &key, &query, request).await,
-                _ => kv_delete(shared, &caller, &key, &query),
+                _ => kv_delete(shared, &caller, &key, &query).await,
             }
         }
         _ => txn(shared, &caller, request).await,
@@ -413,6 +413,7 @@ async fn kv_put(
     if let Some(denied) = caller.write_denied(key) {
         return text(StatusCode::FORBIDDEN, &denied);
     }
+    shared.commit().await;
     let written = shared
         .store
         .lock()
@@ -431,7 +432,7 @@ async fn kv_put(
     )
 }
 
-fn kv_delete(shared: &Shared, caller: &Caller, key: &str, query: &Query) -> Reply {
+async fn kv_delete(shared: &Shared, caller: &Caller, key: &str, query: &Query) -> Reply {
     let recurse = query.has("recurse");
     if key.is_empty() && !recurse {
         return text(StatusCode::BAD_REQUEST, "Missing key name");
@@ -446,6 +447,7 @@ fn kv_delete(shared: &Shared, caller: &Caller, key: &str, query: &Query) -> Repl
     if let Some(denied) = caller.write_denied(key) {
         return text(StatusCode::FORBIDDEN, &denied);
     }
+    shared.commit().await;
     let deleted = shared
         .store
         .lock()
@@ -526,6 +528,9 @@ async fn txn(shared: &Shared, caller: &Caller, request: Request<Incoming>) -> Re
             None
         }
     };
+    if ops.iter().any(Op::is_write) {
+        shared.commit().await;
+    }
     let outcome = shared.store.lock().expect("store lock").txn(&ops, &denied);
     match outcome {
         Ok(entries) => {

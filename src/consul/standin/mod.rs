@@ -95,9 +95,50 @@ struct Shared {
     fault: Mutex<Option<FaultPlan>>,
     counters: Counters,
     max_txn_ops: AtomicUsize,
+    /// The Raft applier, when writes have a commit latency.
+    raft: Option<Raft>,
+}
+
+/// A model of Raft's write path: one apply at a time, each taking the commit latency, and
+/// every write that arrived during an apply committed together in the next one (Raft
+/// batches concurrent log entries). A real server appends and fsyncs; without this the
+/// stand-in commits for free.
+#[derive(Debug)]
+struct Raft {
+    requests: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Raft {
+    fn start(latency: Duration) -> Self {
+        let (requests, pending) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+        std::thread::Builder::new()
+            .name("dev-consul-raft".to_owned())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    let batch: Vec<_> = std::iter::once(first).chain(pending.try_iter()).collect();
+                    // A thread's sleep, not tokio's: its timer rounds up to whole ms.
+                    std::thread::sleep(latency);
+                    for waiter in batch {
+                        let _ = waiter.send(());
+                    }
+                }
+            })
+            .expect("a thread starts");
+        Self { requests }
+    }
 }
 
 impl Shared {
+    /// Waits for the Raft apply that commits this write (at once without a latency).
+    async fn commit(&self) {
+        if let Some(raft) = &self.raft {
+            let (done, committed) = tokio::sync::oneshot::channel();
+            if raft.requests.send(done).is_ok() {
+                let _ = committed.await;
+            }
+        }
+    }
+
     /// The fault for this request, if one is planned and `applies` to it.
     fn take_fault(&self, applies: impl Fn(Fault) -> bool) -> Option<Fault> {
         let mut plan = self.fault.lock().expect("fault lock");
@@ -153,6 +194,9 @@ pub struct Options {
     pub token: Option<String>,
     /// The transaction operation cap: 128 (Consul ≥ 1.14) or 64.
     pub max_txn_ops: usize,
+    /// How long each Raft apply takes (writes arriving meanwhile commit together in the
+    /// next one); zero by default: the stand-in then answers at once.
+    pub commit_latency: Duration,
 }
 
 impl Default for Options {
@@ -161,6 +205,7 @@ impl Default for Options {
             listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             token: None,
             max_txn_ops: 128,
+            commit_latency: Duration::ZERO,
         }
     }
 }
@@ -194,6 +239,7 @@ impl DevConsul {
             fault: Mutex::default(),
             counters: Counters::default(),
             max_txn_ops: AtomicUsize::new(options.max_txn_ops),
+            raft: (!options.commit_latency.is_zero()).then(|| Raft::start(options.commit_latency)),
         });
         let mut consul = Self {
             shared,
