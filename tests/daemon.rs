@@ -262,6 +262,18 @@ async fn a_wrong_token_holds_everything_until_fixed_and_a_denied_key_holds_only_
     wait_until("the open files", DEADLINE, || spool.pending() == 1).await;
     assert_eq!(spool.list("new"), ["denied.json"]);
     daemon.wait_log("holding denied.json", DEADLINE).await;
+    // Retried at the back-off pace, and said once.
+    let tries = standin.counts().txns;
+    wait_until("three more tries", DEADLINE, || {
+        standin.counts().txns >= tries + 3
+    })
+    .await;
+    assert_eq!(spool.list("new"), ["denied.json"]);
+    assert_eq!(
+        daemon.lines_with("holding denied.json").len(),
+        1,
+        "one ERROR per held file"
+    );
     let held = &daemon.lines_with("holding denied.json")[0];
     assert_eq!(held["key"], consul.inventory_key("hosts/secret/db01"));
     assert_eq!(held["level"], "ERROR");

@@ -90,7 +90,9 @@ type Origin = (usize, usize);
 
 struct Held {
     order: DropOrder,
-    due: Instant,
+    /// When to try again; `None` while it is queued or being sent.
+    due: Option<Instant>,
+    /// Kept until the file settles, so the back-off grows and the ERROR is said once.
     backoff: Backoff,
 }
 
@@ -291,15 +293,11 @@ impl Pipeline {
     }
 
     fn promote_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .held
-            .iter()
-            .filter(|(_, h)| h.due <= now)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in due {
-            let held = &self.held[&name];
-            self.queue.insert(held.order.clone());
+        for held in self.held.values_mut() {
+            if held.due.is_some_and(|due| due <= now) {
+                held.due = None;
+                self.queue.insert(held.order.clone());
+            }
         }
         let settled: Vec<String> = self
             .settling
@@ -315,14 +313,21 @@ impl Pipeline {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        let held = self.held.values().map(|h| h.due);
+        let held = self.held.values().filter_map(|h| h.due);
         let settling = self.settling.values().map(|(_, due)| *due);
         held.chain(settling).min()
     }
 
+    /// Files waiting: queued, held until their next try, or settling.
+    fn waiting(&self) -> usize {
+        let held = self.held.values().filter(|h| h.due.is_some()).count();
+        self.queue.len() + held + self.settling.len()
+    }
+
     fn update_gauges(&self) {
-        let waiting = self.queue.len() + self.held.len() + self.settling.len();
-        self.stats.queued.store(waiting as u64, Ordering::Relaxed);
+        self.stats
+            .queued
+            .store(self.waiting() as u64, Ordering::Relaxed);
         self.stats
             .held
             .store(self.held.len() as u64, Ordering::Relaxed);
@@ -353,7 +358,9 @@ impl Pipeline {
         self.retry_at = None;
         let now = Instant::now();
         for held in self.held.values_mut() {
-            held.due = now;
+            if held.due.is_some() {
+                held.due = Some(now);
+            }
             held.backoff.reset();
         }
         tracing::info!("configuration reloaded");
@@ -367,7 +374,6 @@ impl Pipeline {
             let Some(order) = self.queue.pop_first() else {
                 break;
             };
-            self.held.remove(&order.name);
             window.push(order);
         }
         window
@@ -427,6 +433,7 @@ impl Pipeline {
                 }
                 Loaded::Skip(order) => {
                     self.known.remove(&order.name);
+                    self.held.remove(&order.name);
                 }
                 Loaded::Unreadable(order, error) => {
                     let text = format!(
@@ -662,9 +669,13 @@ impl Pipeline {
         let mut quarantined = Vec::new();
         for slot in slots {
             match slot.fate {
-                Fate::Quarantine(reason) => quarantined.push((slot.order, reason)),
+                Fate::Quarantine(reason) => {
+                    self.held.remove(&slot.order.name);
+                    quarantined.push((slot.order, reason));
+                }
                 Fate::Held { key, what } => self.hold_file(slot.order, &slot.entries, &key, &what),
                 Fate::Pending if slot.acked >= slot.entries.len() => {
+                    self.held.remove(&slot.order.name);
                     delivered.push((slot.order, slot.entries.len()));
                 }
                 Fate::Pending => {
@@ -712,12 +723,12 @@ impl Pipeline {
         let delivery = &self.config.delivery;
         let held = self.held.entry(order.name.clone()).or_insert_with(|| Held {
             order: order.clone(),
-            due: now,
+            due: None,
             backoff: Backoff::new(delivery.retry_initial, delivery.retry_max),
         });
         let first_time = held.backoff.attempts() == 0;
         let delay = held.backoff.next_delay(fastrand::f64());
-        held.due = now + delay;
+        held.due = Some(now + delay);
         held.order = order.clone();
         if first_time {
             events::file_held(&order.name, key, what, held.backoff.ceiling());
@@ -731,7 +742,7 @@ impl Pipeline {
 
     fn outage_failed(&mut self, error: &ConsulError) {
         self.stats.consul_down.store(true, Ordering::Relaxed);
-        let queued = self.queue.len() + self.held.len() + self.settling.len();
+        let queued = self.waiting();
         let (cause, brief) = (error.to_string(), error.brief());
         match self.outage.failed(Instant::now()) {
             Some(EpisodeEvent::Started) => {
@@ -748,7 +759,7 @@ impl Pipeline {
         self.backoff.reset();
         self.retry_at = None;
         if let Some(EpisodeEvent::Ended(outage)) = self.outage.succeeded(Instant::now()) {
-            let backlog = self.queue.len() + self.held.len() + self.settling.len();
+            let backlog = self.waiting();
             events::consul_recovered(&self.stats, outage, backlog);
         }
     }

@@ -2,7 +2,10 @@
 //! working in it.
 //!
 //! Producers write into `tmp/` and rename into `new/` (the Maildir protocol, SPEC §2);
-//! [`drop`] is that protocol for `cndspool emit`.
+//! [`drop`] is that protocol for `cndspool emit`. The daemon's side: [`lock`] (one daemon
+//! per spool), [`scan`] (drop order), [`watch`] (inotify hints), [`read`] (regular files
+//! only, size-capped), [`quarantine`] (to `failed/` with a reason); the operator's side:
+//! [`inspect`] (`queue`, `failed`, `requeue`).
 
 pub mod drop;
 pub mod inspect;
