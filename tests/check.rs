@@ -5,18 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::util::{TestSpool, expect_status, fixture, run};
-
-const TYPES: [&str; 8] = [
-    "deployment_start",
-    "deployment_end",
-    "host_start",
-    "host_end",
-    "host_workflow_start",
-    "host_workflow_end",
-    "vra",
-    "app",
-];
+use crate::util::{TYPES, TestSpool, expect_status, fixture, run};
 
 /// 2024-05-01T13:00:00Z: the drop time the golden files expect where a record has none.
 const DROP_TIME: u64 = 1_714_568_400;

@@ -25,6 +25,18 @@ fn sets(consul: &TestConsul, n: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A client that never follows redirects, and the base URL, for what the cndspool client
+/// hides (headers, 404 bodies, 301s); `None` for a Unix-socket agent.
+fn raw_http(consul: &TestConsul) -> Option<(reqwest::Client, String)> {
+    let authority = consul.address().strip_prefix("http://")?;
+    cndspool::consul::client::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Some((http, format!("http://{authority}")))
+}
+
 /// Sends one request exactly as written and returns the whole answer as text.
 async fn raw_request(address: &str, method: &str, path: &str, body: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,15 +201,7 @@ async fn reads_follow_consuls_shapes() {
     );
 
     // Raw HTTP for what the client hides: headers, 404 bodies, ?raw.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let Some(base) = consul
-        .address()
-        .strip_prefix("http://")
-        .map(|a| format!("http://{a}"))
-    else {
+    let Some((http, base)) = raw_http(&consul) else {
         return;
     };
     let missing = http
@@ -240,17 +244,9 @@ async fn reads_follow_consuls_shapes() {
 #[tokio::test]
 async fn path_rules_methods_and_strict_bodies() {
     let consul = TestConsul::start().await;
-    let Some(base) = consul
-        .address()
-        .strip_prefix("http://")
-        .map(|a| format!("http://{a}"))
-    else {
+    let Some((http, base)) = raw_http(&consul) else {
         return;
     };
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     // HTTP clients resolve dot segments before sending, so speak HTTP/1.1 by hand.
     for (path, location) in [
         ("/v1/kv//a", "/v1/kv/a"),

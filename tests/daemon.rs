@@ -9,21 +9,12 @@ use cndspool::consul::standin::{Fault, Options};
 use serde_json::{Value, json};
 
 use crate::standin_or_skip;
-use crate::util::{Daemon, TestConsul, TestSpool, daemon_config, fixture, wait_until};
+use crate::util::{
+    Daemon, TYPES, TestConsul, TestSpool, as_nobody, daemon_config, fixture, wait_until,
+};
 
 /// Generous: these machines are shared. Nothing here measures speed.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-const TYPES: [&str; 8] = [
-    "deployment_start",
-    "deployment_end",
-    "host_start",
-    "host_end",
-    "host_workflow_start",
-    "host_workflow_end",
-    "vra",
-    "app",
-];
 
 /// Drops `content` as `name` with its mtime set to `mtime` (set in tmp/, kept by rename).
 fn drop_at(spool: &TestSpool, name: &str, content: &str, mtime: SystemTime) {
@@ -522,12 +513,8 @@ async fn a_spool_it_cannot_write_stops_it_before_work_naming_the_folder() {
         toml::to_string(&daemon_config(spool.root(), &consul, &[])).unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_cndspool"))
-        .args(["run", "--config", config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let (_copy, mut cmd) = as_nobody(&["run", "--config", config_path.to_str().unwrap()]);
+    let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(77), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let new = spool.root().join("new");

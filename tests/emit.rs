@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use serde_json::{Value, json};
 
-use crate::util::{TestSpool, cndspool, describe, expect_status, run};
+use crate::util::{TestSpool, as_nobody, cndspool, describe, expect_status, run};
 
 #[test]
 fn emit_json_leaves_exactly_one_0640_file_in_new() {
@@ -164,24 +164,22 @@ fn an_unwritable_spool_exits_77_naming_the_folder() {
     let spool = TestSpool::new();
     fs::set_permissions(spool.root(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(spool.root().join("tmp"), fs::Permissions::from_mode(0o555)).unwrap();
-    let mut cmd = cndspool();
+    let args = [
+        "emit",
+        "--spool",
+        spool.root_str(),
+        "--json",
+        r#"{"type": "host_start", "hostname": "h"}"#,
+    ];
     // Root ignores folder modes: drop privileges to `nobody` for this one run.
-    if fs::metadata("/proc/self").unwrap().uid() == 0 {
-        cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_cndspool"))
-            .env_clear();
-    }
-    let out = cmd
-        .args([
-            "emit",
-            "--spool",
-            spool.root_str(),
-            "--json",
-            r#"{"type": "host_start", "hostname": "h"}"#,
-        ])
-        .output()
-        .unwrap();
+    let (_copy, mut cmd) = if fs::metadata("/proc/self").unwrap().uid() == 0 {
+        as_nobody(&args)
+    } else {
+        let mut cmd = cndspool();
+        cmd.args(args);
+        (tempfile::tempdir().unwrap(), cmd)
+    };
+    let out = cmd.output().unwrap();
     expect_status(&out, 77);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -8,18 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Daemon, TestConsul, TestSpool, daemon_config, wait_until};
-
-const TYPES: [&str; 8] = [
-    "deployment_start",
-    "deployment_end",
-    "host_start",
-    "host_end",
-    "host_workflow_start",
-    "host_workflow_end",
-    "vra",
-    "app",
-];
+use crate::util::{Daemon, TYPES, TestConsul, TestSpool, daemon_config, wait_until};
 
 fn clients_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python")

@@ -4,6 +4,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The eight record types, as the fixtures under `tests/fixtures/records/` name them.
+pub const TYPES: [&str; 8] = [
+    "deployment_start",
+    "deployment_end",
+    "host_start",
+    "host_end",
+    "host_workflow_start",
+    "host_workflow_end",
+    "vra",
+    "app",
+];
+
 /// A fixed zone, so Python-form date-times read the same everywhere (India: +05:30).
 pub const TZ: &str = "IST-5:30";
 
@@ -29,6 +41,24 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// `setpriv` running `args` of a copy of the binary as `nobody`: the copy sits in a
+/// world-readable folder, since the build folder may be private to root.
+pub fn as_nobody(args: &[&str]) -> (tempfile::TempDir, Command) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("cndspool");
+    fs::copy(env!("CARGO_BIN_EXE_cndspool"), &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(copy)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    (dir, cmd)
 }
 
 /// Asserts the exit status and returns stdout.

@@ -319,8 +319,9 @@ fn invalid(setting: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// reqwest is built without a default rustls provider; install *ring* once.
-fn install_crypto_provider() {
+/// reqwest is built without a default rustls provider; installs *ring*, once. Call it
+/// before building any other reqwest client in the process.
+pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Another part of the process may have installed one already: that is fine.

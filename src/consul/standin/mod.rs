@@ -24,6 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 pub use self::http::MAX_VALUE_BYTES;
@@ -215,6 +216,25 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// A bound TCP or Unix listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Either<tokio::net::TcpStream, tokio::net::UnixStream>> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Either::Left(stream))
+            }
+            Listener::Unix(listener) => Ok(Either::Right(listener.accept().await?.0)),
+        }
+    }
+}
+
 /// A running stand-in. Dropping it stops it.
 pub struct DevConsul {
     shared: Arc<Shared>,
@@ -252,48 +272,33 @@ impl DevConsul {
 
     /// Binds the address and spawns the accept loop; returns the bound address.
     async fn bind(&self) -> io::Result<Listen> {
-        let stop = CancellationToken::new();
-        let (bound, task) = match &self.listen {
+        let (listener, bound) = match &self.listen {
             Listen::Tcp(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 let bound = Listen::Tcp(listener.local_addr()?);
-                let shared = self.shared.clone();
-                let stop = stop.clone();
-                let task = tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            () = stop.cancelled() => break,
-                            accepted = listener.accept() => match accepted {
-                                Ok((stream, _)) => {
-                                    let _ = stream.set_nodelay(true);
-                                    serve(stream, shared.clone(), stop.clone());
-                                }
-                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                            },
-                        }
-                    }
-                });
-                (bound, task)
+                (Listener::Tcp(listener), bound)
             }
             Listen::Unix(path) => {
                 let _ = std::fs::remove_file(path);
                 let listener = tokio::net::UnixListener::bind(path)?;
-                let shared = self.shared.clone();
-                let stop = stop.clone();
-                let task = tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            () = stop.cancelled() => break,
-                            accepted = listener.accept() => match accepted {
-                                Ok((stream, _)) => serve(stream, shared.clone(), stop.clone()),
-                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                            },
-                        }
-                    }
-                });
-                (self.listen.clone(), task)
+                (Listener::Unix(listener), self.listen.clone())
             }
         };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (shared, stop) = (self.shared.clone(), stop.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok(stream) => serve(stream, shared.clone(), stop.clone()),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        },
+                    }
+                }
+            }
+        });
         *self.running.lock().expect("running lock") = Some(Running { stop, task });
         Ok(bound)
     }
