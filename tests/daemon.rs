@@ -568,3 +568,43 @@ async fn an_invalid_reload_keeps_the_old_configuration_and_summaries_are_logged(
     daemon.signal("TERM");
     assert!(daemon.wait_exit(DEADLINE).await.success());
 }
+
+#[tokio::test]
+async fn a_large_backlog_pauses_the_watch_and_nothing_dropped_meanwhile_is_missed() {
+    let consul = TestConsul::start().await;
+    let standin = standin_or_skip!(consul);
+    let spool = TestSpool::new();
+    // More than the 2048 queued files above which the watch is paused.
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    for i in 0..2500u64 {
+        drop_at(
+            &spool,
+            &format!("b{i:05}.json"),
+            &host(&format!("b{i:05}"), "backlog"),
+            t0 + Duration::from_millis(i),
+        );
+    }
+    // No periodic rescan within the test: only the watch, and the rescan on resuming it,
+    // can find the files dropped below.
+    let config = daemon_config(
+        spool.root(),
+        &consul,
+        &[("spool", "rescan_interval", "1h".into())],
+    );
+    let daemon = Daemon::start(&config);
+    wait_until("the drain to start", DEADLINE, || {
+        standin.counts().writes > 0
+    })
+    .await;
+    // Dropped while the watch is paused: found by the rescan when it resumes.
+    spool.drop_as("during.json", &host("during", "meanwhile"));
+    wait_drained(&spool).await;
+    expect_hosts(&consul, [("during".to_owned(), "meanwhile".to_owned())]).await;
+    assert_eq!(consul.count().await, 2501);
+    assert!(spool.list("failed").is_empty());
+    // Watching again: a file dropped now is seen without a rescan.
+    spool.drop_as("after.json", &host("after", "watched"));
+    wait_drained(&spool).await;
+    expect_hosts(&consul, [("after".to_owned(), "watched".to_owned())]).await;
+    assert!(daemon.stop().await.success());
+}
