@@ -10,3 +10,4 @@ mod emit;
 mod operate;
 mod python;
 mod service;
+mod tls;

@@ -3,7 +3,7 @@
 
 use clap::builder::PossibleValuesParser;
 
-use crate::consul::standin::{BANNER, DevConsul, Listen, Options};
+use crate::consul::standin::{BANNER, DevConsul, Listen, Options, TlsOptions};
 use crate::exit::{CommandError, ExitCode};
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,15 @@ pub(super) struct Args {
     /// server (benchmarks); 0 answers at once.
     #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     commit_latency: std::time::Duration,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -28,12 +37,29 @@ pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| {
+            CommandError::new(
+                ExitCode::NoInput,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsOptions {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
+        }),
+        _ => None,
+    };
     runtime.block_on(async {
         let options = Options {
             listen: args.listen.clone(),
             token: args.token,
             max_txn_ops: args.max_txn_ops.parse().expect("clap allows 64 or 128"),
             commit_latency: args.commit_latency,
+            tls,
         };
         let consul = DevConsul::start(options).await.map_err(|e| {
             CommandError::new(

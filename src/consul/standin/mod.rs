@@ -186,6 +186,17 @@ impl std::str::FromStr for Listen {
     }
 }
 
+/// TLS for the stand-in's listener (PEM text).
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// The server's certificate chain.
+    pub cert_pem: String,
+    /// The server's private key.
+    pub key_pem: String,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca_pem: Option<String>,
+}
+
 /// Options for starting the stand-in.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -198,6 +209,8 @@ pub struct Options {
     /// How long each Raft apply takes (writes arriving meanwhile commit together in the
     /// next one); zero by default: the stand-in then answers at once.
     pub commit_latency: Duration,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Options {
@@ -207,6 +220,7 @@ impl Default for Options {
             token: None,
             max_txn_ops: 128,
             commit_latency: Duration::ZERO,
+            tls: None,
         }
     }
 }
@@ -239,6 +253,7 @@ impl Listener {
 pub struct DevConsul {
     shared: Arc<Shared>,
     listen: Listen,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     running: Mutex<Option<Running>>,
 }
 
@@ -261,9 +276,11 @@ impl DevConsul {
             max_txn_ops: AtomicUsize::new(options.max_txn_ops),
             raft: (!options.commit_latency.is_zero()).then(|| Raft::start(options.commit_latency)),
         });
+        let tls = options.tls.as_ref().map(acceptor).transpose()?;
         let mut consul = Self {
             shared,
             listen: options.listen,
+            tls,
             running: Mutex::default(),
         };
         consul.listen = consul.bind().await?;
@@ -286,14 +303,23 @@ impl DevConsul {
         };
         let stop = CancellationToken::new();
         let task = tokio::spawn({
-            let (shared, stop) = (self.shared.clone(), stop.clone());
+            let (shared, stop, tls) = (self.shared.clone(), stop.clone(), self.tls.clone());
             async move {
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok(stream) => serve(stream, shared.clone(), stop.clone()),
-                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        accepted = listener.accept() => match (accepted, &tls) {
+                            (Ok(stream), None) => serve(stream, shared.clone(), stop.clone()),
+                            (Ok(stream), Some(tls)) => {
+                                let (tls, shared, stop) = (tls.clone(), shared.clone(), stop.clone());
+                                tokio::spawn(async move {
+                                    // A failed handshake is the client's problem to report.
+                                    if let Ok(stream) = tls.accept(stream).await {
+                                        serve(stream, shared, stop);
+                                    }
+                                });
+                            }
+                            (Err(_), _) => tokio::time::sleep(Duration::from_millis(10)).await,
                         },
                     }
                 }
@@ -305,8 +331,9 @@ impl DevConsul {
 
     /// Where it listens, as a Consul address (`http://127.0.0.1:PORT`, `unix:///path`).
     pub fn address(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         match &self.listen {
-            Listen::Tcp(addr) => format!("http://{addr}"),
+            Listen::Tcp(addr) => format!("{scheme}://{addr}"),
             Listen::Unix(path) => format!("unix://{}", path.display()),
         }
     }
@@ -393,6 +420,46 @@ impl Drop for DevConsul {
             running.stop.cancel();
         }
     }
+}
+
+/// A TLS acceptor for `tls`, on the *ring* provider.
+fn acceptor(tls: &TlsOptions) -> io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("the TLS certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| invalid("the TLS key", &e))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS", &e))?;
+    let builder = match &tls.client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots
+                    .add(cert.map_err(|e| invalid("the client CA", &e))?)
+                    .map_err(|e| invalid("the client CA", &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| invalid("the client CA", &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("the TLS certificate", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Serves one connection until it ends or the stand-in stops (then the socket is closed
