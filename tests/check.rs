@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::util::{TYPES, TestSpool, expect_status, fixture, run};
+use crate::util::{TYPES, TestSpool, expect_status, fixture, golden, run};
 
 /// 2024-05-01T13:00:00Z: the drop time the golden files expect where a record has none.
 const DROP_TIME: u64 = 1_714_568_400;
@@ -18,11 +18,6 @@ fn dropped_copy(spool: &TestSpool, kind: &str) -> String {
     file.set_modified(UNIX_EPOCH + Duration::from_secs(DROP_TIME))
         .unwrap();
     target.to_str().unwrap().to_owned()
-}
-
-fn golden(kind: &str) -> Value {
-    serde_json::from_slice(&fs::read(fixture(&format!("records/{kind}.golden.json"))).unwrap())
-        .unwrap()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::standin_or_skip;
 use crate::util::{
-    Daemon, TYPES, TestConsul, TestSpool, as_nobody, daemon_config, fixture, wait_until,
+    Daemon, TYPES, TestConsul, TestSpool, as_nobody, daemon_config, fixture, golden, wait_until,
 };
 
 /// Generous: these machines are shared. Nothing here measures speed.
@@ -61,15 +61,8 @@ async fn each_type_lands_at_its_seed_key_with_its_seed_value() {
     }
     wait_drained(&spool).await;
     for kind in TYPES {
-        let golden: Value = serde_json::from_slice(
-            &fs::read(fixture(&format!("records/{kind}.golden.json"))).unwrap(),
-        )
-        .unwrap();
-        let key =
-            golden["key"]
-                .as_str()
-                .unwrap()
-                .replacen("iaas_inventory", &consul.keys_prefix(), 1);
+        let golden = golden(kind);
+        let key = consul.seed_key(&golden);
         let stored = consul
             .json(&key)
             .await

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::util::{Daemon, TYPES, TestConsul, TestSpool, daemon_config, wait_until};
+use crate::util::{Daemon, TYPES, TestConsul, TestSpool, daemon_config, golden, wait_until};
 
 fn clients_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python")
@@ -70,15 +68,8 @@ for kind in {types:?}:
     assert!(spool.list("failed").is_empty());
 
     for kind in TYPES {
-        let golden: Value = serde_json::from_slice(
-            &fs::read(fixtures.join(format!("{kind}.golden.json"))).unwrap(),
-        )
-        .unwrap();
-        let key =
-            golden["key"]
-                .as_str()
-                .unwrap()
-                .replacen("iaas_inventory", &consul.keys_prefix(), 1);
+        let golden = golden(kind);
+        let key = consul.seed_key(&golden);
         let mut stored = consul
             .json(&key)
             .await

@@ -75,6 +75,12 @@ pub fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// The golden file of a record type: `{"key": <seed key>, "value": <stored value>}`.
+pub fn golden(kind: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(fixture(&format!("records/{kind}.golden.json"))).unwrap())
+        .unwrap()
+}
+
 /// A temporary spool with its three folders.
 pub struct TestSpool {
     pub dir: tempfile::TempDir,
@@ -247,6 +253,12 @@ impl TestConsul {
             Some(_) => "iaas_inventory".to_owned(),
             None => format!("{}iaas_inventory", self.prefix),
         }
+    }
+
+    /// A golden file's seed key, moved under [`TestConsul::keys_prefix`].
+    pub fn seed_key(&self, golden: &serde_json::Value) -> String {
+        let key = golden["key"].as_str().expect("a golden key");
+        key.replacen("iaas_inventory", &self.keys_prefix(), 1)
     }
 
     /// A key under [`TestConsul::keys_prefix`].
