@@ -554,6 +554,7 @@ async fn an_invalid_reload_keeps_the_old_configuration_and_summaries_are_logged(
         "quarantined",
         "queued",
         "oldest_age_s",
+        "ignored",
         "consul",
     ] {
         assert!(summary.get(field).is_some(), "{field} missing: {summary}");

@@ -145,6 +145,7 @@ pub fn summary(stats: &Stats) {
         queued = get(&stats.queued),
         held = get(&stats.held),
         oldest_age_s = get(&stats.oldest_age_s),
+        ignored = get(&stats.ignored),
         consul = stats.consul_state(),
         "summary: {} delivered, {} quarantined, {} queued, consul {}",
         get(&stats.delivered_files),
