@@ -602,3 +602,36 @@ async fn a_large_backlog_pauses_the_watch_and_nothing_dropped_meanwhile_is_misse
     expect_hosts(&consul, [("after".to_owned(), "watched".to_owned())]).await;
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test]
+async fn a_transaction_refused_as_too_large_is_split() {
+    let consul = TestConsul::start().await;
+    let standin = standin_or_skip!(consul);
+    // An older server's lower cap: every 64-operation transaction gets 413.
+    standin.set_max_txn_ops(32);
+    let spool = TestSpool::new();
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    for i in 0..200u64 {
+        drop_at(
+            &spool,
+            &format!("s{i:03}.json"),
+            &host(&format!("s{i:03}"), "split"),
+            t0 + Duration::from_millis(i),
+        );
+    }
+    let daemon = Daemon::start(&daemon_config(spool.root(), &consul, &[]));
+    wait_drained(&spool).await;
+    expect_hosts(
+        &consul,
+        (0..200).map(|i| (format!("s{i:03}"), "split".to_owned())),
+    )
+    .await;
+    assert!(spool.list("failed").is_empty(), "nothing quarantined");
+    let counts = standin.counts();
+    assert!(counts.txns >= 200 / 32, "{counts:?}");
+    assert!(
+        daemon.lines_with("Consul is unavailable").is_empty(),
+        "a 413 is not an outage"
+    );
+    assert!(daemon.stop().await.success());
+}

@@ -128,6 +128,8 @@ pub struct TestConsul {
     standin: Option<DevConsul>,
     /// The stand-in's ACL token, used to read back what was written.
     acl_token: Option<String>,
+    /// The client that reads back, built once (a client loads the system's CA roots).
+    reader: std::sync::OnceLock<Client>,
     address: String,
     /// A key prefix of this test's own, so tests can share a real agent.
     pub prefix: String,
@@ -151,6 +153,7 @@ impl TestConsul {
             Ok(address) if !address.is_empty() => Self {
                 standin: None,
                 acl_token: None,
+                reader: std::sync::OnceLock::new(),
                 address,
                 prefix,
             },
@@ -163,6 +166,7 @@ impl TestConsul {
                     address: standin.address(),
                     standin: Some(standin),
                     acl_token,
+                    reader: std::sync::OnceLock::new(),
                     prefix,
                 }
             }
@@ -267,8 +271,9 @@ impl TestConsul {
     }
 
     /// A client that may read everything (the ACL token, if any).
-    pub fn reader(&self) -> Client {
-        self.client(self.acl_token.as_deref())
+    pub fn reader(&self) -> &Client {
+        self.reader
+            .get_or_init(|| self.client(self.acl_token.as_deref()))
     }
 
     /// The value stored at `key`, as JSON (`None` when missing).
