@@ -635,3 +635,52 @@ async fn a_transaction_refused_as_too_large_is_split() {
     );
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test]
+async fn a_key_consul_1_21_5_refuses_is_bisected_out_and_quarantined() {
+    let options = Options {
+        key_regex_500: true,
+        ..Options::default()
+    };
+    let consul = TestConsul::start_with(options).await;
+    let _ = standin_or_skip!(consul);
+    let spool = TestSpool::new();
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    // A space is fine by cndspool's rules and by Consul but 1.21.5: it answered 500.
+    let names = ["a01", "a02", "web 01", "a03", "a04", "a05"];
+    for (i, name) in names.iter().enumerate() {
+        drop_at(
+            &spool,
+            &format!("r{i}.json"),
+            &host(name, "ok"),
+            t0 + Duration::from_secs(i as u64),
+        );
+    }
+    let daemon = Daemon::start(&daemon_config(spool.root(), &consul, &[]));
+    wait_drained(&spool).await;
+    expect_hosts(
+        &consul,
+        ["a01", "a02", "a03", "a04", "a05"].map(|n| (n.to_owned(), "ok".to_owned())),
+    )
+    .await;
+    assert_eq!(spool.list("failed"), ["r2.json", "r2.json.reason"]);
+    let reason: Value =
+        serde_json::from_slice(&fs::read(spool.root().join("failed/r2.json.reason")).unwrap())
+            .unwrap();
+    assert!(
+        reason["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid key name"),
+        "{reason}"
+    );
+    assert_eq!(
+        reason["key"],
+        consul.inventory_key("events/host/web 01/start")
+    );
+    assert!(
+        daemon.lines_with("Consul is unavailable").is_empty(),
+        "a refused key is not an outage"
+    );
+    assert!(daemon.stop().await.success());
+}

@@ -27,6 +27,9 @@ pub(super) struct Args {
     /// The private key (PEM) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Behave like Consul 1.21.5: refuse keys outside [A-Za-z0-9,_./-?&=] with a 500.
+    #[arg(long)]
+    key_regex_500: bool,
     /// Require client certificates signed by this CA (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
@@ -60,6 +63,7 @@ pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_txn_ops: args.max_txn_ops.parse().expect("clap allows 64 or 128"),
             commit_latency: args.commit_latency,
             tls,
+            key_regex_500: args.key_regex_500,
         };
         let consul = DevConsul::start(options).await.map_err(|e| {
             CommandError::new(

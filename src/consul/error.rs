@@ -141,6 +141,10 @@ impl ConsulError {
 
 fn status_disposition(kind: RequestKind, status: u16, body: &str) -> Disposition {
     match (status, kind) {
+        // Consul 1.21.5 refused keys outside its regex with a 500 (consul-api.md §2.5): a
+        // refusal of one record, not an outage, or one file would stall all delivery.
+        (500, RequestKind::Txn) if body.contains("invalid key name") => Disposition::Bisect,
+        (500, RequestKind::Put) if body.contains("invalid key name") => Disposition::Quarantine,
         // 500 (no leader, leadership lost, enqueue time-out: a `set` retried is safe),
         // 429 and 503 (rate limits), 502/504 from a proxy in front.
         (500..=599 | 429, _) => Disposition::Retry,
@@ -309,6 +313,10 @@ mod tests {
             ),
             Disposition::Retry
         );
+        let regex =
+            r#"invalid key name, keys should respect the "^[a-zA-Z0-9,_./\\-?&=]+$" format."#;
+        assert_eq!(status(Txn, 500, regex), Disposition::Bisect);
+        assert_eq!(status(Put, 500, regex), Disposition::Quarantine);
     }
 
     #[test]

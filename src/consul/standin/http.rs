@@ -184,6 +184,9 @@ async fn respond(
         }
         _ => {}
     }
+    if shared.key_regex_500 && route == Route::Kv && !regex_key(&decoded["/v1/kv/".len()..]) {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, KEY_REGEX_ERROR);
+    }
     let lost = fault == Some(Fault::LeadershipLost);
     let reply = match route {
         Route::Kv => {
@@ -515,6 +518,9 @@ async fn txn(shared: &Shared, caller: &Caller, request: Request<Incoming>) -> Re
             ),
         );
     }
+    if shared.key_regex_500 && ops.iter().any(|op| !regex_key(&op.key)) {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, KEY_REGEX_ERROR);
+    }
     shared.counters.txns.fetch_add(1, Ordering::Relaxed);
     shared
         .counters
@@ -647,6 +653,18 @@ fn go_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// Consul 1.21.5's answer to a key outside its regex (a plain error, hence 500).
+const KEY_REGEX_ERROR: &str =
+    r#"invalid key name, keys should respect the "^[a-zA-Z0-9,_./\-?&=]+$" format."#;
+
+/// Whether Consul 1.21.5's regex `^[a-zA-Z0-9,_./\-?&=]+$` accepts `key`.
+fn regex_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b",_./-?&=".contains(&b))
 }
 
 /// Go's `cleanPath` as ServeMux applies it.

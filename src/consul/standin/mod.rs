@@ -98,6 +98,8 @@ struct Shared {
     max_txn_ops: AtomicUsize,
     /// The Raft applier, when writes have a commit latency.
     raft: Option<Raft>,
+    /// Consul 1.21.5's key regex, answered with a 500.
+    key_regex_500: bool,
 }
 
 /// A model of Raft's write path: one apply at a time, each taking the commit latency, and
@@ -211,6 +213,8 @@ pub struct Options {
     pub commit_latency: Duration,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<TlsOptions>,
+    /// Refuse keys outside `[A-Za-z0-9,_./\-?&=]` with a 500, as Consul 1.21.5 did.
+    pub key_regex_500: bool,
 }
 
 impl Default for Options {
@@ -221,6 +225,7 @@ impl Default for Options {
             max_txn_ops: 128,
             commit_latency: Duration::ZERO,
             tls: None,
+            key_regex_500: false,
         }
     }
 }
@@ -275,6 +280,7 @@ impl DevConsul {
             counters: Counters::default(),
             max_txn_ops: AtomicUsize::new(options.max_txn_ops),
             raft: (!options.commit_latency.is_zero()).then(|| Raft::start(options.commit_latency)),
+            key_regex_500: options.key_regex_500,
         });
         let tls = options.tls.as_ref().map(acceptor).transpose()?;
         let mut consul = Self {
