@@ -19,7 +19,14 @@ pub fn init(settings: &LogSettings) -> &'static str {
         && stderr_is_journal()
         && let Ok(journald) = tracing_journald::layer()
     {
-        let journald = journald.with_field_prefix(None);
+        // syslog's usual reading: INFO is "informational" (6), not tracing-journald's
+        // default "notice" (5).
+        let mut priorities = tracing_journald::PriorityMappings::new();
+        priorities.info = tracing_journald::Priority::Informational;
+        priorities.debug = tracing_journald::Priority::Debug;
+        let journald = journald
+            .with_field_prefix(None)
+            .with_priority_mappings(priorities);
         let _ = tracing_subscriber::registry()
             .with(level)
             .with(journald)

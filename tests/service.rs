@@ -267,3 +267,117 @@ fn sysusers_and_tmpfiles_make_a_shared_spool() {
         assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", path.display());
     }
 }
+
+/// Parses one journald native-protocol datagram: `NAME=value\n`, or `NAME\n` followed by
+/// a little-endian u64 length, the value and `\n`.
+fn journal_fields(mut datagram: &[u8]) -> std::collections::HashMap<String, String> {
+    let mut fields = std::collections::HashMap::new();
+    while let Some(end) = datagram.iter().position(|&b| b == b'\n') {
+        let line = &datagram[..end];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            let (name, value) = (&line[..eq], &line[eq + 1..]);
+            fields.insert(
+                String::from_utf8_lossy(name).into(),
+                String::from_utf8_lossy(value).into(),
+            );
+            datagram = &datagram[end + 1..];
+        } else {
+            let rest = &datagram[end + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            fields.insert(
+                String::from_utf8_lossy(line).into(),
+                String::from_utf8_lossy(&rest[8..8 + len]).into(),
+            );
+            datagram = &rest[8 + len + 1..];
+        }
+    }
+    fields
+}
+
+#[tokio::test]
+async fn under_systemd_logs_are_native_journal_entries_with_priorities_and_fields() {
+    use std::os::unix::fs::MetadataExt;
+    // tracing-journald writes to journald's fixed socket: stand in for journald there,
+    // where no journald runs (systemd is not PID 1 on these machines).
+    let socket_path = Path::new("/run/systemd/journal/socket");
+    if socket_path.exists() || fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipped: a journald runs here, or this is not root");
+        return;
+    }
+    fs::create_dir_all(socket_path.parent().unwrap()).unwrap();
+    let journal = UnixDatagram::bind(socket_path).unwrap();
+    struct Unbind<'a>(&'a Path);
+    impl Drop for Unbind<'_> {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(self.0);
+        }
+    }
+    let _unbind = Unbind(socket_path);
+    journal.set_nonblocking(true).unwrap();
+
+    let consul = TestConsul::start().await;
+    let standin = standin_or_skip!(consul);
+    standin.stop().await;
+    let spool = TestSpool::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("c.toml");
+    let config = daemon_config(spool.root(), &consul, &[("log", "format", "text".into())]);
+    fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+    // systemd connects stderr to the journal and says so in JOURNAL_STREAM=dev:ino.
+    let stderr_path = dir.path().join("stderr");
+    let stderr = fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let mut child = crate::util::cndspool()
+        .args(["run", "--config", config_path.to_str().unwrap()])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    spool.drop_as("j.json", r#"{"type": "host_start", "hostname": "journal"}"#);
+
+    let mut entries = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + DEADLINE;
+    while !entries
+        .iter()
+        .any(|e: &std::collections::HashMap<String, String>| {
+            e.get("MESSAGE")
+                .is_some_and(|m| m.contains("Consul is unavailable"))
+        })
+    {
+        assert!(Instant::now() < deadline, "no WARN entry; got {entries:#?}");
+        match journal.recv(&mut buf) {
+            Ok(n) => entries.push(journal_fields(&buf[..n])),
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let started = entries
+        .iter()
+        .find(|e| {
+            e.get("MESSAGE")
+                .is_some_and(|m| m.contains("cndspool started"))
+        })
+        .expect("a start entry");
+    assert_eq!(started["PRIORITY"], "6", "INFO is priority 6");
+    assert_eq!(started["SYSLOG_IDENTIFIER"], "cndspool");
+    let warn = entries
+        .iter()
+        .find(|e| {
+            e.get("MESSAGE")
+                .is_some_and(|m| m.contains("Consul is unavailable"))
+        })
+        .unwrap();
+    assert_eq!(
+        warn["PRIORITY"], "4",
+        "WARN is priority 4: journalctl -p warning shows it"
+    );
+    assert_eq!(warn["QUEUED"], "1");
+    assert!(warn["ERROR"].contains("could not connect"), "{warn:?}");
+    assert_eq!(
+        fs::read_to_string(&stderr_path).unwrap(),
+        "",
+        "nothing as text on stderr"
+    );
+}
