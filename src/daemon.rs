@@ -32,6 +32,8 @@ pub struct Reloader {
     pub env: Env,
     /// The command-line flags.
     pub overrides: Overrides,
+    /// The installed logging, whose level a reload changes.
+    pub logging: Option<crate::logging::Logging>,
 }
 
 impl Reloader {
@@ -97,6 +99,9 @@ pub async fn run(
                 notify(ReloadPhase::Reloading);
                 match reloader.load() {
                     Ok((config, client)) => {
+                        if let Some(logging) = &reloader.logging {
+                            logging.apply(&config.log);
+                        }
                         let reload = Reload {
                             config: Arc::new(config),
                             client,

@@ -4,18 +4,51 @@
 //! `--log-format json` writes one JSON object per line. Field names are stable snake_case
 //! (`file`, `key`, `record`, `error`, `queued`, `outage_s`, ...).
 
+use std::fmt;
 use std::io::IsTerminal;
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Registry, reload};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the global subscriber. Returns where logs go, for the start-up line.
-pub fn init(settings: &LogSettings) -> &'static str {
-    let level = LevelFilter::from_level(settings.level);
-    if settings.format == LogFormat::Text
+/// The installed logging: a reload changes its level.
+#[derive(Clone)]
+pub struct Logging {
+    level: reload::Handle<LevelFilter, Registry>,
+    format: LogFormat,
+}
+
+impl fmt::Debug for Logging {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Logging")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Logging {
+    /// Applies a reloaded configuration's level. A new format needs a restart.
+    pub fn apply(&self, settings: &LogSettings) {
+        let _ = self
+            .level
+            .modify(|level| *level = LevelFilter::from_level(settings.level));
+        if settings.format != self.format {
+            tracing::warn!(
+                "the log format changed in the configuration; restart the daemon to use it"
+            );
+        }
+    }
+}
+
+/// Installs the global subscriber, writing to the journal or stderr. `None` when one was
+/// installed already (a test harness, the demo).
+pub fn init(settings: &LogSettings) -> Option<Logging> {
+    let (level, handle) = reload::Layer::new(LevelFilter::from_level(settings.level));
+    let registry = tracing_subscriber::registry().with(level);
+    let installed = if settings.format == LogFormat::Text
         && stderr_is_journal()
         && let Ok(journald) = tracing_journald::layer()
     {
@@ -27,32 +60,23 @@ pub fn init(settings: &LogSettings) -> &'static str {
         let journald = journald
             .with_field_prefix(None)
             .with_priority_mappings(priorities);
-        let _ = tracing_subscriber::registry()
-            .with(level)
-            .with(journald)
-            .try_init();
-        return "journald";
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    // An installed subscriber (a test harness, the demo) is kept.
-    match settings.format {
-        LogFormat::Text => {
-            let _ = builder.try_init();
-            "text"
+        registry.with(journald).try_init()
+    } else {
+        let text = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false);
+        match settings.format {
+            LogFormat::Text => registry.with(text).try_init(),
+            LogFormat::Json => registry
+                .with(text.json().flatten_event(true).with_current_span(false))
+                .try_init(),
         }
-        LogFormat::Json => {
-            let _ = builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .try_init();
-            "json"
-        }
-    }
+    };
+    installed.ok().map(|()| Logging {
+        level: handle,
+        format: settings.format,
+    })
 }
 
 /// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM=dev:ino`).

@@ -684,3 +684,38 @@ async fn a_key_consul_1_21_5_refuses_is_bisected_out_and_quarantined() {
     );
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test]
+async fn a_reload_changes_the_log_level() {
+    let consul = TestConsul::start().await;
+    let spool = TestSpool::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("cndspool.toml");
+    let write = |level: &str| {
+        let config = daemon_config(spool.root(), &consul, &[("log", "level", level.into())]);
+        fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+    };
+    write("warn");
+    let mut daemon = Daemon::start_args(&["run", "--config", config_path.to_str().unwrap()]);
+    spool.drop_as("quiet.json", &host("quiet", "x"));
+    wait_drained(&spool).await;
+    assert!(
+        daemon.lines().is_empty(),
+        "nothing below WARN: {:?}",
+        daemon.lines()
+    );
+
+    write("debug");
+    daemon.signal("HUP");
+    daemon.wait_log("configuration reloaded", DEADLINE).await;
+    spool.drop_as("loud.json", &host("loud", "x"));
+    wait_drained(&spool).await;
+    daemon.wait_log("delivered", DEADLINE).await;
+    let delivered = &daemon.lines_with("delivered")[0];
+    assert_eq!(
+        (delivered["level"].as_str(), delivered["file"].as_str()),
+        (Some("DEBUG"), Some("loud.json"))
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(DEADLINE).await.success());
+}

@@ -76,6 +76,7 @@ async fn tour(once: bool) -> anyhow::Result<ExitCode> {
         path: None,
         env: Env::default(),
         overrides: Overrides::default(),
+        logging: None,
     };
     let client = Client::new(&config.consul, None)?;
     let shutdown = CancellationToken::new();

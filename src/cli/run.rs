@@ -37,9 +37,10 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reloader = Reloader {
+    let mut reloader = Reloader {
         path: args.config.config.clone(),
         env: Env::from_process(),
+        logging: None,
         overrides: Overrides {
             spool_dir: args.spool,
             consul_address: args.consul_addr,
@@ -49,7 +50,7 @@ pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let config = Config::load(reloader.path.as_deref(), &reloader.env, &reloader.overrides)?;
-    logging::init(&config.log);
+    reloader.logging = logging::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
