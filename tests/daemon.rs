@@ -719,3 +719,55 @@ async fn a_reload_changes_the_log_level() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(DEADLINE).await.success());
 }
+
+#[tokio::test]
+async fn a_backlog_of_large_bulk_files_is_read_a_window_at_a_time() {
+    let consul = TestConsul::start().await;
+    let spool = TestSpool::new();
+    // 24 inventory syncs of about 4 MiB: 20 records of about 200 KB each (too large for
+    // a transaction body of 256 KiB once base64-encoded: each goes as a plain PUT).
+    let blob = "x".repeat(200_000);
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    for f in 0..24u64 {
+        let records: Vec<Value> = (0..20u64)
+            .map(|r| {
+                // The newest file rewrites the oldest file's first key: it must win,
+                // however the files fall into windows.
+                let (hostname, os) = match (f, r) {
+                    (23, 0) => ("big00-00".to_owned(), "newest"),
+                    _ => (format!("big{f:02}-{r:02}"), "linux"),
+                };
+                json!({"type": "vra", "uuid": "u", "hostname": hostname, "source": "bulk",
+                       "os_type": os, "note": blob})
+            })
+            .collect();
+        drop_at(
+            &spool,
+            &format!("bulk{f:02}.json"),
+            &Value::Array(records).to_string(),
+            t0 + Duration::from_secs(f),
+        );
+    }
+    let daemon = Daemon::start(&daemon_config(spool.root(), &consul, &[]));
+    wait_drained(&spool).await;
+    let status = fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(consul.count().await, 479);
+    let rewritten = consul
+        .json(&consul.inventory_key("hosts/bulk/big00-00"))
+        .await
+        .unwrap();
+    assert_eq!(rewritten["os_type"], "newest");
+    assert!(spool.list("failed").is_empty());
+    // All 96 MiB at once (and their entries) would need several times this.
+    assert!(
+        peak_kib < 128 * 1024,
+        "peak RSS {peak_kib} KiB: files are not read a window at a time"
+    );
+    assert!(daemon.stop().await.success());
+}

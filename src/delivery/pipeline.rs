@@ -40,6 +40,10 @@ use crate::spool::watch::{Hints, WatchEvent};
 /// Requests in flight at once while Consul is up.
 pub const MAX_IN_FLIGHT: usize = 4;
 
+/// A window stops reading files once it holds this many bytes (it always takes one):
+/// a backlog of large bulk files never sits in memory all at once.
+const WINDOW_BYTES: usize = 8 * 1024 * 1024;
+
 /// Above this many queued files the watch is paused until the backlog is down to
 /// [`RESUME_WATCH_AT`]: new drops sort after the backlog anyway.
 const PAUSE_WATCH_AT: usize = 2048;
@@ -125,6 +129,8 @@ pub struct Pipeline {
 /// The result of reading and validating one file of a window.
 enum Loaded {
     Ready(DropOrder, Vec<Entry>),
+    /// Not read: the window already holds [`WINDOW_BYTES`].
+    Deferred(DropOrder),
     Invalid(DropOrder, Invalid),
     Young(DropOrder, Instant),
     Skip(DropOrder),
@@ -408,12 +414,8 @@ impl Pipeline {
                 self.load(window).await
             }
         };
-        // One probe at a time while Consul is down: read nothing ahead then.
-        if self.outage.since().is_none() && !self.queue.is_empty() {
-            let window = self.take_window();
-            self.prefetch = Some((window.clone(), self.spawn_load(window)));
-        }
         let mut slots = Vec::new();
+        let mut deferred = false;
         for item in loaded {
             match item {
                 Loaded::Ready(order, entries) => slots.push(Slot {
@@ -435,6 +437,10 @@ impl Pipeline {
                     self.known.remove(&order.name);
                     self.held.remove(&order.name);
                 }
+                Loaded::Deferred(order) => {
+                    deferred = true;
+                    self.queue.insert(order);
+                }
                 Loaded::Unreadable(order, error) => {
                     let text = format!(
                         "cannot read the file: {error}; producers must make spool files readable by the daemon's group (mode 0640)"
@@ -447,6 +453,12 @@ impl Pipeline {
                     });
                 }
             }
+        }
+        // Read the next window while this one is sent: not while Consul is down (one
+        // probe at a time), and not past files this window deferred (they go first).
+        if !deferred && self.outage.since().is_none() && !self.queue.is_empty() {
+            let window = self.take_window();
+            self.prefetch = Some((window.clone(), self.spawn_load(window)));
         }
         let stalled = self.send(&mut slots, shutdown, observer).await;
         self.finish_settling().await;
@@ -477,9 +489,22 @@ impl Pipeline {
         let settle = self.config.spool.settle;
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || {
+            let mut held_bytes = 0;
             window
                 .into_iter()
-                .map(|order| load_one(&dir, order, max_bytes, settle, &config))
+                .map(|order| {
+                    if held_bytes >= WINDOW_BYTES {
+                        return Loaded::Deferred(order);
+                    }
+                    let loaded = load_one(&dir, order, max_bytes, settle, &config);
+                    if let Loaded::Ready(_, entries) = &loaded {
+                        held_bytes += entries
+                            .iter()
+                            .map(|e| e.key.len() + e.value.len())
+                            .sum::<usize>();
+                    }
+                    loaded
+                })
                 .collect()
         })
     }
