@@ -771,3 +771,74 @@ async fn a_backlog_of_large_bulk_files_is_read_a_window_at_a_time() {
     );
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test]
+async fn as_a_group_member_it_quarantines_and_deletes_files_it_does_not_own() {
+    use std::os::unix::fs::{MetadataExt, chown};
+    if fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipped: needs root to set up files owned by another user");
+        return;
+    }
+    // Production's shape: a 2770 spool of the daemon's group, producers' files 0640 owned
+    // by the producer. Here the daemon runs as nobody in group nogroup (65534), the files
+    // belong to root. With fs.protected_hardlinks, linking a file one may not write fails.
+    let consul = TestConsul::start().await;
+    let spool = TestSpool::new();
+    for dir in [
+        spool.root().to_owned(),
+        spool.root().join("tmp"),
+        spool.root().join("new"),
+        spool.root().join("failed"),
+    ] {
+        chown(&dir, Some(0), Some(65534)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    for (name, content) in [
+        ("good.json", host("owned-by-root", "x")),
+        ("bad.json", "{not json".to_owned()),
+    ] {
+        let path = spool.drop_as(name, &content);
+        chown(&path, Some(0), Some(65534)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        fs::File::options()
+            .read(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config_path = dir.path().join("c.toml");
+    fs::write(
+        &config_path,
+        toml::to_string(&daemon_config(spool.root(), &consul, &[])).unwrap(),
+    )
+    .unwrap();
+    fs::set_permissions(&config_path, fs::Permissions::from_mode(0o644)).unwrap();
+    let (_copy, mut cmd) = as_nobody(&["run", "--config", config_path.to_str().unwrap()]);
+    let log = dir.path().join("log");
+    let mut child = cmd.stderr(fs::File::create(&log).unwrap()).spawn().unwrap();
+    // Not wait_until: the child must be ended before any assertion can fail.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while spool.pending() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(spool.pending(), 0, "{}", fs::read_to_string(&log).unwrap());
+    assert_eq!(
+        spool.list("failed"),
+        ["bad.json", "bad.json.reason"],
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    let moved = fs::metadata(spool.root().join("failed/bad.json")).unwrap();
+    assert_eq!(
+        (moved.uid(), moved.mode() & 0o777),
+        (0, 0o640),
+        "moved as it was"
+    );
+    expect_hosts(&consul, [("owned-by-root".to_owned(), "x".to_owned())]).await;
+}

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::quarantine::{Reason, reason_path};
 use super::read::{ReadOutcome, read_file};
-use super::{Spool, scan};
+use super::{Spool, rename_noreplace, scan};
 
 /// What waits in `new/`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -130,14 +130,11 @@ pub fn requeue(spool: &Spool, name: &str) -> io::Result<String> {
             0 => format!("{stem}.json"),
             n => format!("{stem}.requeued-{n}.json"),
         };
-        match fs::hard_link(&source, spool.new_dir().join(&target)) {
-            Ok(()) => {
-                fs::remove_file(&source)?;
-                match fs::remove_file(reason_path(spool, name)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => return Ok(target),
-                }
-            }
+        match rename_noreplace(&source, &spool.new_dir().join(&target)) {
+            Ok(()) => match fs::remove_file(reason_path(spool, name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => return Ok(target),
+            },
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }

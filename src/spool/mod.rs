@@ -122,6 +122,46 @@ impl SpoolError {
     }
 }
 
+/// Renames `from` to `to` unless `to` exists (`renameat2` with `RENAME_NOREPLACE`).
+///
+/// A rename, not a hard link: with `fs.protected_hardlinks` (the default on most
+/// distributions) a process may only link files it owns or may write, and a producer's
+/// 0640 file is read-only to the daemon's group.
+///
+/// # Errors
+/// `AlreadyExists` when `to` exists; any other error of the rename.
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let from_c = CString::new(from.as_os_str().as_bytes())?;
+    let to_c = CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        // A file system without RENAME_NOREPLACE: the daemon holds the spool's lock, so
+        // nothing else names files in its folders meanwhile.
+        Some(libc::EINVAL | libc::ENOSYS) => {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            std::fs::rename(from, to)
+        }
+        _ => Err(error),
+    }
+}
+
 /// Maps an I/O error met while doing `action` in `dir` (for `map_err`).
 pub(crate) fn io_error(dir: &Path, action: &'static str) -> impl FnOnce(io::Error) -> SpoolError {
     move |e| SpoolError::from_io(dir, action, e)

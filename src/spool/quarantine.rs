@@ -1,9 +1,9 @@
 //! Quarantine: an invalid file moves from `new/` to `failed/` with a `<name>.reason`
 //! sidecar. Nothing is ever deleted.
 //!
-//! The sidecar is written first (temp → fsync → rename), then the file is linked into
-//! `failed/` under a name no other file has, then unlinked from `new/`. A crash between
-//! steps leaves at worst a duplicate, never a lost file.
+//! The sidecar is written first (temp → fsync → rename), then the file is renamed into
+//! `failed/` under a name no other file has (never overwriting). A crash between the two
+//! leaves at worst a sidecar without its file, which the next quarantine overwrites.
 
 use std::fs;
 use std::io::{self, Write};
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Spool, SpoolError, io_error};
+use super::{Spool, SpoolError, io_error, rename_noreplace};
 
 /// The `.reason` sidecar (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +54,7 @@ pub fn quarantine(spool: &Spool, name: &str, reason: &Reason) -> Result<String, 
             continue;
         }
         write_reason(spool, &target, reason).map_err(fail("write a .reason file"))?;
-        match fs::hard_link(&source, &path) {
+        match rename_noreplace(&source, &path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
@@ -62,7 +62,6 @@ pub fn quarantine(spool: &Spool, name: &str, reason: &Reason) -> Result<String, 
                 return Err(fail("move a file")(e));
             }
         }
-        fs::remove_file(&source).map_err(io_error(&spool.new_dir(), "remove a file"))?;
         let _ = fs::File::open(spool.failed()).and_then(|d| d.sync_all());
         return Ok(target);
     }
