@@ -29,6 +29,24 @@ fn drop_at(spool: &TestSpool, name: &str, content: &str, mtime: SystemTime) {
     fs::rename(&tmp, spool.root().join("new").join(name)).unwrap();
 }
 
+/// Drops `count` host records `{prefix}{i}` in drop order (a millisecond apart, a minute
+/// ago), and returns the (hostname, tiers) pairs they should leave in Consul.
+fn drop_hosts(spool: &TestSpool, prefix: &str, count: u64, tiers: &str) -> Vec<(String, String)> {
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    (0..count)
+        .map(|i| {
+            let name = format!("{prefix}{i:05}");
+            drop_at(
+                spool,
+                &format!("{name}.json"),
+                &host(&name, tiers),
+                t0 + Duration::from_millis(i),
+            );
+            (name, tiers.to_owned())
+        })
+        .collect()
+}
+
 fn host(name: &str, tiers: &str) -> String {
     json!({"type": "host_start", "hostname": name, "tiers": tiers, "start_at": "2024-01-01T00:00:00Z"}).to_string()
 }
@@ -569,15 +587,7 @@ async fn a_large_backlog_pauses_the_watch_and_nothing_dropped_meanwhile_is_misse
     let standin = standin_or_skip!(consul);
     let spool = TestSpool::new();
     // More than the 2048 queued files above which the watch is paused.
-    let t0 = SystemTime::now() - Duration::from_secs(60);
-    for i in 0..2500u64 {
-        drop_at(
-            &spool,
-            &format!("b{i:05}.json"),
-            &host(&format!("b{i:05}"), "backlog"),
-            t0 + Duration::from_millis(i),
-        );
-    }
+    drop_hosts(&spool, "b", 2500, "backlog");
     // No periodic rescan within the test: only the watch, and the rescan on resuming it,
     // can find the files dropped below.
     let config = daemon_config(
@@ -610,22 +620,10 @@ async fn a_transaction_refused_as_too_large_is_split() {
     // An older server's lower cap: every 64-operation transaction gets 413.
     standin.set_max_txn_ops(32);
     let spool = TestSpool::new();
-    let t0 = SystemTime::now() - Duration::from_secs(60);
-    for i in 0..200u64 {
-        drop_at(
-            &spool,
-            &format!("s{i:03}.json"),
-            &host(&format!("s{i:03}"), "split"),
-            t0 + Duration::from_millis(i),
-        );
-    }
+    let expected = drop_hosts(&spool, "s", 200, "split");
     let daemon = Daemon::start(&daemon_config(spool.root(), &consul, &[]));
     wait_drained(&spool).await;
-    expect_hosts(
-        &consul,
-        (0..200).map(|i| (format!("s{i:03}"), "split".to_owned())),
-    )
-    .await;
+    expect_hosts(&consul, expected).await;
     assert!(spool.list("failed").is_empty(), "nothing quarantined");
     let counts = standin.counts();
     assert!(counts.txns >= 200 / 32, "{counts:?}");

@@ -132,11 +132,6 @@ impl ConsulError {
             ConsulError::Decode { .. } => "unreadable answer".to_owned(),
         }
     }
-
-    /// Whether this failure means Consul is unavailable (the outage episode's cause).
-    pub fn is_unavailable(&self) -> bool {
-        self.disposition() == Disposition::Retry
-    }
 }
 
 fn status_disposition(kind: RequestKind, status: u16, body: &str) -> Disposition {

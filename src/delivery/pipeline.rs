@@ -78,6 +78,7 @@ impl Observer for Quiet {}
 /// A file of the current window.
 struct Slot {
     order: DropOrder,
+    /// Its records; the values are moved out when the window is sent.
     entries: Vec<Entry>,
     acked: usize,
     fate: Fate,
@@ -485,8 +486,6 @@ impl Pipeline {
 
     fn spawn_load(&self, window: Vec<DropOrder>) -> JoinHandle<Vec<Loaded>> {
         let dir = self.spool.new_dir();
-        let max_bytes = self.config.spool.max_file_bytes;
-        let settle = self.config.spool.settle;
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || {
             let mut held_bytes = 0;
@@ -496,7 +495,7 @@ impl Pipeline {
                     if held_bytes >= WINDOW_BYTES {
                         return Loaded::Deferred(order);
                     }
-                    let loaded = load_one(&dir, order, max_bytes, settle, &config);
+                    let loaded = load_one(&dir, order, &config);
                     if let Loaded::Ready(_, entries) = &loaded {
                         held_bytes += entries
                             .iter()
@@ -522,7 +521,9 @@ impl Pipeline {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
             }
-            for (r, entry) in slot.entries.iter().enumerate() {
+            // The values move into the batch: after sending, a slot needs only its keys
+            // (to hold the file) and how many records it has.
+            for (r, entry) in slot.entries.iter_mut().enumerate() {
                 if self
                     .watched_keys
                     .get(&entry.key)
@@ -533,7 +534,7 @@ impl Pipeline {
                 } else {
                     pending.push(Pending {
                         key: entry.key.clone(),
-                        value: entry.value.clone(),
+                        value: std::mem::take(&mut entry.value),
                         origin: (s, r),
                     });
                 }
@@ -797,13 +798,8 @@ async fn send_request(client: &Client, request: &Request<Origin>) -> Result<(), 
     }
 }
 
-fn load_one(
-    dir: &std::path::Path,
-    order: DropOrder,
-    max_bytes: u64,
-    settle: Duration,
-    config: &Config,
-) -> Loaded {
+fn load_one(dir: &std::path::Path, order: DropOrder, config: &Config) -> Loaded {
+    let (max_bytes, settle) = (config.spool.max_file_bytes, config.spool.settle);
     let path: PathBuf = dir.join(&order.name);
     let (bytes, mtime) = match read::read_file(&path, max_bytes) {
         Ok(ReadOutcome::Bytes { bytes, mtime }) => (bytes, mtime),

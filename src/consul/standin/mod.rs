@@ -29,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::http::MAX_VALUE_BYTES;
 use self::store::Store;
-use crate::consul::wire::KvEntry;
 
 /// What the stand-in says about itself when it starts.
 pub const BANNER: &str = "cndspool dev-consul: an in-memory stand-in for Consul's KV API, for development and tests. It is not Consul: nothing is persisted.";
@@ -412,11 +411,6 @@ impl DevConsul {
     pub fn value(&self, key: &str) -> Option<Vec<u8>> {
         let store = self.shared.store.lock().expect("store lock");
         store.get(key).map(|e| e.bytes().to_vec())
-    }
-
-    /// Every entry under `prefix`, read directly.
-    pub fn entries(&self, prefix: &str) -> Vec<KvEntry> {
-        self.shared.store.lock().expect("store lock").list(prefix)
     }
 }
 
